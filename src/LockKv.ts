@@ -1,0 +1,271 @@
+/**
+ * The key-value store that locks live in: Redis when configured (shared by every
+ * process that points at the same server and namespace), in memory otherwise.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as internalConfig from "./internal/config.js"
+import * as errors from "./internal/errors.js"
+import * as internalMemory from "./internal/memory/store.js"
+import * as internalRedis from "./internal/redis/store.js"
+
+/**
+ * A store operation failed: the backend could not be reached, refused the
+ * connection, timed out or answered with an error. `cause` is sanitized: it keeps
+ * the name and message of the underlying error, never its arguments (an ioredis
+ * AUTH error carries the password).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const LockKvError: typeof errors.LockKvError = errors.LockKvError
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type LockKvError = errors.LockKvError
+
+/**
+ * Invalid input, rejected before the store is touched (an empty key, NX with XX,
+ * a ttl that is not a positive finite duration, a negative wait…).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const InvalidArgument: typeof errors.InvalidArgument = errors.InvalidArgument
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type InvalidArgument = errors.InvalidArgument
+
+/**
+ * The outcome of a lock acquisition attempt on the store: either the key was
+ * free and now holds the caller's token (with the new fencing token), or it is
+ * held by someone else, with its remaining time to live when it has one.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AcquireResult =
+  | { readonly _tag: "Acquired"; readonly fence: number }
+  | { readonly _tag: "Held"; readonly remaining: Option.Option<Duration.Duration> }
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export declare namespace LockKv {
+  /**
+   * Options of `set`, with Redis' meaning: `NX` writes only when absent, `XX`
+   * only when present, `PX` (milliseconds) or `ttl` (any DurationInput) sets a
+   * time to live. Without a TTL the key lives until deleted.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface SetOptions {
+    readonly NX?: boolean | undefined
+    readonly XX?: boolean | undefined
+    readonly PX?: number | undefined
+    readonly ttl?: Duration.DurationInput | undefined
+  }
+
+  /**
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    /** Which backend serves this store. */
+    readonly backend: "redis" | "memory"
+    /** The key prefix: keys are stored as `<namespace>:<key>`. */
+    readonly namespace: string
+    /** The value at `key`, if any. */
+    readonly get: (key: string) => Effect.Effect<Option.Option<string>, LockKvError | InvalidArgument>
+    /** Writes `value`; `true` when written (NX/XX may refuse, as in Redis). */
+    readonly set: (
+      key: string,
+      value: string,
+      options?: SetOptions | undefined
+    ) => Effect.Effect<boolean, LockKvError | InvalidArgument>
+    /** `true` when a key was removed. */
+    readonly del: (key: string) => Effect.Effect<boolean, LockKvError | InvalidArgument>
+    /** Atomically deletes `key` only when its value equals `expected`. */
+    readonly compareAndDelete: (key: string, expected: string) => Effect.Effect<boolean, LockKvError | InvalidArgument>
+    /** Atomically resets the TTL of `key` only when its value equals `expected`. */
+    readonly compareAndExpire: (
+      key: string,
+      expected: string,
+      ttl: Duration.DurationInput
+    ) => Effect.Effect<boolean, LockKvError | InvalidArgument>
+    /** The remaining time to live; none when the key is absent or has no TTL. */
+    readonly pttl: (key: string) => Effect.Effect<Option.Option<Duration.Duration>, LockKvError | InvalidArgument>
+
+    // -- lock primitives, used by the `Lock` module -----------------------------
+
+    /**
+     * One atomic step: when `key` is absent, store `token` with a TTL of `ttl`
+     * and increment the key's fencing counter; otherwise report the holder's
+     * remaining TTL. One round trip on Redis.
+     */
+    readonly acquire: (
+      key: string,
+      token: string,
+      ttl: Duration.Duration
+    ) => Effect.Effect<AcquireResult, LockKvError | InvalidArgument>
+    /**
+     * Atomically deletes `key` when it holds `token` and notifies the waiters
+     * watching `key`. `true` when this call released the lock.
+     */
+    readonly release: (key: string, token: string) => Effect.Effect<boolean, LockKvError | InvalidArgument>
+    /** The last fencing token handed out for `key`, if any. */
+    readonly fence: (key: string) => Effect.Effect<Option.Option<number>, LockKvError | InvalidArgument>
+    /**
+     * Starts listening for releases of `key` for the lifetime of the Scope. The
+     * returned effect completes once a release has been seen since it last
+     * completed (a release between registration and waiting is not lost).
+     * Notifications are a hint: they may be missed, so waiters also poll.
+     */
+    readonly watchReleases: (key: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
+  }
+
+  /**
+   * Options of the Redis backend. Secrets are `Redacted` and unwrapped only when
+   * handed to the client.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface RedisOptions {
+    readonly url?: string | Redacted.Redacted<string> | undefined
+    readonly host?: string | undefined
+    readonly port?: number | undefined
+    readonly username?: string | undefined
+    readonly password?: Redacted.Redacted<string> | undefined
+    readonly db?: number | undefined
+    readonly tls?: boolean | undefined
+    /** PEM of the CA that signed the server's certificate (TLS). */
+    readonly tlsCa?: string | undefined
+    /** PEM of a client certificate and its key (mutual TLS). */
+    readonly tlsCert?: string | undefined
+    readonly tlsKey?: Redacted.Redacted<string> | undefined
+    readonly namespace?: string | undefined
+    readonly connectTimeout?: Duration.DurationInput | undefined
+  }
+
+  /**
+   * What `LockKv.layer` reads from `Config`: Redis options when Redis is
+   * configured, otherwise only the namespace.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export type Settings =
+    | { readonly _tag: "Redis"; readonly options: RedisOptions }
+    | { readonly _tag: "Memory"; readonly namespace: string }
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class LockKv extends Context.Tag("effect-lock/LockKv")<LockKv, LockKv.Service>() {}
+
+/**
+ * The default key prefix.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultNamespace: string = "lock"
+
+/**
+ * An in-memory store for one process. Expiry reads Effect's `Clock`, so
+ * `TestClock` drives it in tests; a scoped fiber sweeps expired keys.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: (
+  options?: { readonly namespace?: string | undefined }
+) => Effect.Effect<LockKv.Service, never, Scope.Scope> = internalMemory.make
+
+/**
+ * A Redis-backed store. Connects eagerly: fails with `LockKvError` when the
+ * server cannot be reached or refuses the connection.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeRedis: (options: LockKv.RedisOptions) => Effect.Effect<LockKv.Service, LockKvError, Scope.Scope> =
+  internalRedis.make
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<LockKv> = Layer.scoped(LockKv, makeMemory())
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedis = (options: LockKv.RedisOptions): Layer.Layer<LockKv, LockKvError> =>
+  Layer.scoped(LockKv, makeRedis(options))
+
+/**
+ * The settings `LockKv.layer` reads: `REDIS_URL` or `REDIS_HOST` (and the other
+ * `REDIS_*` names) select Redis; `LOCK_NAMESPACE` sets the prefix.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const settings: Config.Config<LockKv.Settings> = internalConfig.settings
+
+/**
+ * A Redis store built from `Config`-wrapped options.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<LockKv.RedisOptions>
+): Layer.Layer<LockKv, ConfigError.ConfigError | LockKvError> =>
+  Layer.scoped(LockKv, Effect.flatMap(Config.unwrap(config), makeRedis))
+
+/**
+ * Builds the store `settings` describe: Redis when configured, memory otherwise.
+ * A configured Redis that cannot be reached is an error, never a fallback to
+ * memory (that would silently break mutual exclusion across processes).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeFromSettings = (
+  s: LockKv.Settings
+): Effect.Effect<LockKv.Service, LockKvError, Scope.Scope> =>
+  s._tag === "Redis" ? makeRedis(s.options) : makeMemory({ namespace: s.namespace })
+
+/**
+ * The application's store: Redis when configured, memory otherwise. A single
+ * module-level value, so providing it once shares one instance (one connection)
+ * across the whole layer graph.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<LockKv, ConfigError.ConfigError | LockKvError> = Layer.scoped(
+  LockKv,
+  Effect.flatMap(settings, makeFromSettings)
+)

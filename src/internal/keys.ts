@@ -1,0 +1,107 @@
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { InvalidArgument } from "./errors.js"
+
+/** Longest key accepted, in UTF-16 code units: far above any sane lock name, far below Redis' 512 MB. */
+export const maxKeyLength = 1024
+
+/** Rejects keys that cannot name a lock: empty, too long, or not a string. */
+export const validateKey = (key: unknown, argument = "key"): Effect.Effect<string, InvalidArgument> => {
+  if (typeof key !== "string") {
+    return Effect.fail(new InvalidArgument({ argument, message: `${argument} must be a string` }))
+  }
+  if (key.length === 0) {
+    return Effect.fail(new InvalidArgument({ argument, message: `${argument} must not be empty` }))
+  }
+  if (key.length > maxKeyLength) {
+    return Effect.fail(
+      new InvalidArgument({ argument, message: `${argument} is longer than ${maxKeyLength} characters` })
+    )
+  }
+  return Effect.succeed(key)
+}
+
+/**
+ * Validates a time to live from raw input: `Duration.decode` turns -1 and NaN
+ * into zero quietly, so numbers (milliseconds) are checked before decoding.
+ * Returns whole milliseconds, at least 1.
+ */
+export const validateTtl = (ttl: unknown, argument = "ttl"): Effect.Effect<Duration.Duration, InvalidArgument> => {
+  const invalid = (why: string) =>
+    Effect.fail(new InvalidArgument({ argument, message: `${argument} must be a positive finite duration (${why})` }))
+  if (typeof ttl === "number" && !(Number.isFinite(ttl) && ttl > 0)) return invalid(`got ${String(ttl)}`)
+  if (typeof ttl === "bigint" && ttl <= 0n) return invalid(`got ${String(ttl)}`)
+  let decoded: Duration.Duration
+  try {
+    decoded = Duration.decode(ttl as Duration.DurationInput)
+  } catch {
+    return invalid(`cannot read ${JSON.stringify(String(ttl))}`)
+  }
+  if (!Duration.isFinite(decoded)) return invalid("got infinity")
+  const millis = Duration.toMillis(decoded)
+  if (!(millis > 0) || Number.isNaN(millis)) return invalid("got zero or less")
+  // Redis PX takes whole milliseconds; round up so a sub-millisecond ttl stays positive.
+  return Effect.succeed(Duration.millis(Math.ceil(millis)))
+}
+
+/** The Redis cluster hash tag of a key, per the cluster spec: first `{`, next `}`, non-empty between. */
+const hashTag = (fullKey: string): string | undefined => {
+  const open = fullKey.indexOf("{")
+  if (open === -1) return undefined
+  const close = fullKey.indexOf("}", open + 1)
+  if (close === -1 || close === open + 1) return undefined
+  return fullKey.slice(open + 1, close)
+}
+
+/**
+ * The name of a key the library keeps beside a lock key (its fencing counter),
+ * placed in the same Redis Cluster slot: the key's own hash tag when it has one,
+ * else the whole key wrapped as the tag.
+ */
+export const companionKey = (fullKey: string, suffix: string): string =>
+  hashTag(fullKey) !== undefined ? `${fullKey}:${suffix}` : `{${fullKey}}:${suffix}`
+
+/** Keys are stored as `<namespace>:<key>`. */
+export const namespaced = (namespace: string, key: string): string => `${namespace}:${key}`
+
+/** The pub/sub channel on which releases in a namespace are announced (message = the caller's key). */
+export const releaseChannel = (namespace: string): string => `${namespace}:__released__`
+
+/** `set` options, checked and normalized once for every backend. */
+export interface NormalizedSet {
+  readonly condition: "NX" | "XX" | undefined
+  readonly ttlMillis: number | undefined
+}
+
+export const validateSetOptions = (
+  options: {
+    readonly NX?: boolean | undefined
+    readonly XX?: boolean | undefined
+    readonly PX?: number | undefined
+    readonly ttl?: Duration.DurationInput | undefined
+  } | undefined
+): Effect.Effect<NormalizedSet, InvalidArgument> => {
+  if (options === undefined) return Effect.succeed({ condition: undefined, ttlMillis: undefined })
+  if (typeof options !== "object" || options === null) {
+    return Effect.fail(new InvalidArgument({ argument: "options", message: "set options must be an object" }))
+  }
+  if (options.NX === true && options.XX === true) {
+    return Effect.fail(new InvalidArgument({ argument: "options", message: "NX and XX cannot be combined" }))
+  }
+  if (options.PX !== undefined && options.ttl !== undefined) {
+    return Effect.fail(new InvalidArgument({ argument: "options", message: "PX and ttl cannot be combined" }))
+  }
+  const condition = options.NX === true ? "NX" : options.XX === true ? "XX" : undefined
+  if (options.PX !== undefined) {
+    if (typeof options.PX !== "number" || !Number.isSafeInteger(options.PX) || options.PX <= 0) {
+      return Effect.fail(
+        new InvalidArgument({ argument: "PX", message: "PX must be a positive whole number of milliseconds" })
+      )
+    }
+    return Effect.succeed({ condition, ttlMillis: options.PX })
+  }
+  if (options.ttl !== undefined) {
+    return Effect.map(validateTtl(options.ttl), (ttl) => ({ condition, ttlMillis: Duration.toMillis(ttl) }))
+  }
+  return Effect.succeed({ condition, ttlMillis: undefined })
+}
