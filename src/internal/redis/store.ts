@@ -1,0 +1,494 @@
+/**
+ * The Redis backend of `LockKv`: one ioredis client for commands and one
+ * duplicate for the release channel, both held for the store's lifetime.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import type { RedisOptions as IORedisOptions } from "ioredis"
+import { Redis } from "ioredis"
+import type { ConnectionOptions as TlsOptions } from "node:tls"
+import type * as LockKv from "../../LockKv.js"
+import { InvalidArgument, LockKvError } from "../errors.js"
+import { companionKey, namespaced, releaseChannel, validateKey, validateSetOptions, validateTtl } from "../keys.js"
+import { makeReleaseHub } from "../releaseHub.js"
+import * as scripts from "./scripts.js"
+import { type ParsedRedisUrl, parseRedisUrl } from "./url.js"
+
+// -----------------------------------------------------------------------------
+// Timeouts
+//
+// A store call must fail within 5 s or succeed; it must never hang. The pieces:
+//
+// - `enableOfflineQueue: false`: ioredis never queues a command to send it
+//   later, possibly long after the caller gave up on it (a late `acquire` would
+//   leave a lock nobody owns). Instead each call waits for the connection to be
+//   ready itself (`awaitReady`), inside its own deadline, and only then sends.
+// - `maxRetriesPerRequest: 0` + `autoResendUnfulfilledCommands: false`: a
+//   command in flight when the connection drops is rejected at once (its
+//   outcome is unknown, which the lock engine handles) instead of being
+//   silently re-sent after the reconnect.
+// - `commandTimeout`: a command without a reply fails after 3 s.
+// - `socketTimeout`: a connection that stops answering while commands are
+//   pending (frozen server, half-open TCP) is destroyed, so the retry strategy
+//   reconnects instead of every later command timing out on a dead socket.
+// - `callTimeout`: an Effect-level backstop around wait-for-ready + command.
+// -----------------------------------------------------------------------------
+
+const commandTimeoutMillis = 3_000
+const callTimeout = Duration.seconds(4)
+const quitTimeout = Duration.seconds(2)
+const defaultConnectTimeout = Duration.seconds(5)
+const subscriberHeartbeat = Duration.seconds(15)
+const maxReconnectDelayMillis = 2_000
+
+interface ResolvedOptions {
+  readonly host: string
+  readonly port: number
+  readonly username: string | undefined
+  readonly password: Redacted.Redacted<string> | undefined
+  readonly db: number
+  readonly tls: TlsOptions | undefined
+  readonly namespace: string
+  readonly connectTimeout: Duration.Duration
+  /** Strings that must never appear in an error message or a log line. */
+  readonly secrets: ReadonlyArray<string>
+}
+
+const optionsError = (message: string) => new LockKvError({ operation: "configure", message })
+
+const resolveOptions = (options: LockKv.LockKv.RedisOptions): Effect.Effect<ResolvedOptions, LockKvError> =>
+  Effect.gen(function*() {
+    const rawUrl = options.url === undefined
+      ? undefined
+      : Redacted.isRedacted(options.url)
+      ? Redacted.value(options.url)
+      : options.url
+    let url: ParsedRedisUrl | undefined
+    if (rawUrl !== undefined && rawUrl.trim() !== "") {
+      const parsed = parseRedisUrl(rawUrl)
+      if (Either.isLeft(parsed)) return yield* optionsError(`the Redis URL ${parsed.left}`)
+      url = parsed.right
+    }
+
+    const host = url?.host ?? options.host ?? "127.0.0.1"
+    if (host.trim() === "") return yield* optionsError("the Redis host must not be empty")
+    const port = url?.port ?? options.port ?? 6379
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      return yield* optionsError("the Redis port must be an integer from 1 to 65535")
+    }
+    const db = url?.db ?? options.db ?? 0
+    if (!Number.isSafeInteger(db) || db < 0) {
+      return yield* optionsError("the Redis database must be a whole number, 0 or more")
+    }
+    // An explicit password overrides one in the URL; the URL's user name wins over `username`.
+    const password = options.password ?? (url?.password !== undefined ? Redacted.make(url.password) : undefined)
+    const username = url?.username ?? options.username
+
+    const namespace = options.namespace ?? "lock"
+    if (typeof namespace !== "string" || namespace === "") {
+      return yield* optionsError("the namespace must be a non-empty string")
+    }
+
+    let connectTimeout = defaultConnectTimeout
+    if (options.connectTimeout !== undefined) {
+      const decoded = Option.getOrUndefined(Duration.decodeUnknown(options.connectTimeout))
+      if (
+        decoded === undefined || !Duration.isFinite(decoded) || !(Duration.toMillis(decoded) > 0) ||
+        (typeof options.connectTimeout === "number" && !(options.connectTimeout > 0))
+      ) {
+        return yield* optionsError("connectTimeout must be a positive finite duration")
+      }
+      connectTimeout = decoded
+    }
+
+    const hasTlsMaterial = options.tlsCa !== undefined || options.tlsCert !== undefined ||
+      options.tlsKey !== undefined
+    // `rediss://` always means TLS; otherwise `tls`, or the presence of TLS material when `tls` is unset.
+    const useTls = url?.tls === true || options.tls === true || (options.tls === undefined && hasTlsMaterial)
+    let tls: TlsOptions | undefined
+    if (useTls) {
+      const material: { ca?: string; cert?: string; key?: string } = {}
+      if (options.tlsCa !== undefined) material.ca = options.tlsCa
+      if (options.tlsCert !== undefined) material.cert = options.tlsCert
+      if (options.tlsKey !== undefined) material.key = Redacted.value(options.tlsKey)
+      tls = material
+    }
+
+    const secrets = [
+      rawUrl,
+      url?.password,
+      password === undefined ? undefined : Redacted.value(password),
+      options.tlsKey === undefined ? undefined : Redacted.value(options.tlsKey)
+    ].filter((s): s is string => s !== undefined && s !== "")
+
+    return { host, port, username, password, db, tls, namespace, connectTimeout, secrets }
+  })
+
+// -----------------------------------------------------------------------------
+// Errors: never keep an ioredis error as it is (its `command.args` carry the
+// AUTH password); keep a fresh Error with its name and a scrubbed message.
+// -----------------------------------------------------------------------------
+
+const credentialsInUrl = /(rediss?:\/\/)[^@\s/]*@/gi
+
+/** @internal */
+export const scrub = (text: string, secrets: ReadonlyArray<string>): string => {
+  let out = text.replace(credentialsInUrl, "$1<redacted>@")
+  // Longest first, so a secret containing another is removed whole.
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
+    out = out.split(secret).join("<redacted>")
+  }
+  return out
+}
+
+/** @internal */
+export const sanitize = (error: unknown, secrets: ReadonlyArray<string>): Error => {
+  const name = error instanceof Error && typeof error.name === "string" ? error.name : "Error"
+  const message = error instanceof Error
+    ? String(error.message)
+    : typeof error === "string"
+    ? error
+    : "unknown error"
+  const clean = new Error(scrub(message, secrets))
+  clean.name = scrub(name, secrets)
+  return clean
+}
+
+/** A short explanation of the well-known ioredis failures. */
+const describe = (cause: Error): string => {
+  const message = cause.message
+  if (cause.name === "MaxRetriesPerRequestError") {
+    return "the connection to Redis was lost before the reply (the command may or may not have run)"
+  }
+  if (message.startsWith("Command timed out")) {
+    return `Redis did not answer within ${commandTimeoutMillis / 1000}s (the command may or may not have run)`
+  }
+  if (message.startsWith("Stream isn't writeable")) return "not connected to Redis"
+  if (message.startsWith("Connection is closed")) return "the connection to Redis is closed"
+  return message
+}
+
+const isAuthFailure = (error: Error | undefined): boolean =>
+  error !== undefined && /WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(error.message)
+
+// -----------------------------------------------------------------------------
+// Connections
+// -----------------------------------------------------------------------------
+
+interface Connection {
+  readonly client: Redis
+  /** The last error the connection emitted (sanitized), to explain a failed connect. */
+  readonly lastError: () => Error | undefined
+  readonly awaitReady: (operation: string) => Effect.Effect<void, LockKvError>
+}
+
+const closeClient = (client: Redis): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (client.status === "wait" || client.status === "end") {
+      return Effect.sync(() => client.disconnect())
+    }
+    return Effect.tryPromise(() => client.quit()).pipe(
+      Effect.timeout(quitTimeout),
+      Effect.ignore,
+      // Whether QUIT was answered or not: drop the socket and any reconnect timer.
+      Effect.zipRight(Effect.sync(() => client.disconnect()))
+    )
+  })
+
+/**
+ * Creates a client (with `create`) held until the scope closes. An `error`
+ * listener is attached before anything can emit, so ioredis never reports an
+ * unhandled error event.
+ */
+const acquireConnection = (
+  role: string,
+  secrets: ReadonlyArray<string>,
+  runtime: Runtime.Runtime<never>,
+  create: (retryStrategy: (times: number) => number | null) => Redis
+): Effect.Effect<Connection, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      let readyOnce = false
+      let lastError: Error | undefined
+      // Reconnect with capped exponential backoff once the connection has been
+      // ready; while first connecting, give up at once so the build fails fast.
+      const retryStrategy = (times: number): number | null => {
+        if (!readyOnce) return null
+        const base = Math.min(100 * 2 ** Math.min(times - 1, 5), maxReconnectDelayMillis)
+        return Math.round(base * (0.8 + Math.random() * 0.4))
+      }
+      const client = create(retryStrategy)
+      const readyLatch = Effect.unsafeMakeLatch(false)
+      const log = (message: string) => {
+        try {
+          Runtime.runSync(runtime)(Effect.logDebug(message).pipe(Effect.annotateLogs("redisConnection", role)))
+        } catch {
+          // logging must never break the connection
+        }
+      }
+      client.on("error", (error: unknown) => {
+        lastError = sanitize(error, secrets)
+        log(`effect-lock: Redis ${role} connection error: ${lastError.name}: ${lastError.message}`)
+      })
+      client.on("ready", () => {
+        readyOnce = true
+        readyLatch.unsafeOpen()
+      })
+      const onNotReady = () => {
+        if (client.status !== "ready") readyLatch.unsafeClose()
+      }
+      client.on("close", onNotReady)
+      client.on("reconnecting", () => {
+        onNotReady()
+        log(`effect-lock: Redis ${role} connection lost, reconnecting`)
+      })
+      // Wake the waiters so they see the final status and fail.
+      client.on("end", () => readyLatch.unsafeOpen())
+
+      const awaitReady = (operation: string): Effect.Effect<void, LockKvError> => {
+        const loop: Effect.Effect<void, LockKvError> = Effect.suspend(() => {
+          switch (client.status) {
+            case "ready":
+              return Effect.void
+            case "end":
+              return Effect.fail(new LockKvError({ operation, message: "the connection to Redis is closed" }))
+            default:
+              // Events arrive a tick after the status changes: re-check after a short pause.
+              return readyLatch.await.pipe(Effect.zipRight(Effect.sleep(Duration.millis(5))), Effect.zipRight(loop))
+          }
+        })
+        return loop
+      }
+      return { client, lastError: () => lastError, awaitReady }
+    }),
+    ({ client }) => closeClient(client)
+  )
+
+/** Connects eagerly; a failure says why (unreachable, credentials refused, TLS). */
+const connect = (
+  connection: Connection,
+  where: string,
+  secrets: ReadonlyArray<string>
+): Effect.Effect<void, LockKvError> =>
+  Effect.tryPromise({
+    try: () => connection.client.connect(),
+    catch: (error) => {
+      // `connect()` rejects with a bare "Connection is closed."; the reason came as an `error` event.
+      const cause = connection.lastError() ?? sanitize(error, secrets)
+      const message = isAuthFailure(cause)
+        ? `Redis at ${where} refused the credentials: ${cause.message}`
+        : `cannot connect to Redis at ${where}: ${cause.message}`
+      return new LockKvError({ operation: "connect", message, cause })
+    }
+  })
+
+// -----------------------------------------------------------------------------
+// The store
+// -----------------------------------------------------------------------------
+
+const invalidValue = (argument: string) =>
+  new InvalidArgument({ argument, message: `${argument} must be a string` })
+
+/** @internal */
+export const make = (
+  options: LockKv.LockKv.RedisOptions
+): Effect.Effect<LockKv.LockKv.Service, LockKvError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const resolved = yield* resolveOptions(options)
+    const { namespace, secrets } = resolved
+    const where = `${resolved.host.includes(":") ? `[${resolved.host}]` : resolved.host}:${resolved.port}`
+    const runtime = yield* Effect.runtime<never>()
+    const connectTimeoutMillis = Math.max(1, Math.ceil(Duration.toMillis(resolved.connectTimeout)))
+
+    const main = yield* acquireConnection("command", secrets, runtime, (retryStrategy) => {
+      const clientOptions: IORedisOptions = {
+        host: resolved.host,
+        port: resolved.port,
+        db: resolved.db,
+        lazyConnect: true,
+        connectTimeout: connectTimeoutMillis,
+        commandTimeout: commandTimeoutMillis,
+        socketTimeout: commandTimeoutMillis,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        autoResendUnfulfilledCommands: false,
+        enableReadyCheck: true,
+        connectionName: "effect-lock",
+        retryStrategy,
+        // After a failover the old primary answers READONLY: reconnect to find the new one.
+        reconnectOnError: (error) => error.message.startsWith("READONLY")
+      }
+      if (resolved.username !== undefined && resolved.password !== undefined) {
+        clientOptions.username = resolved.username
+      }
+      // The only place the password is unwrapped.
+      if (resolved.password !== undefined) clientOptions.password = Redacted.value(resolved.password)
+      if (resolved.tls !== undefined) clientOptions.tls = resolved.tls
+      return new Redis(clientOptions)
+    })
+    const subscriber = yield* acquireConnection("subscriber", secrets, runtime, (retryStrategy) =>
+      main.client.duplicate({ retryStrategy, connectionName: "effect-lock-sub" }))
+
+    const hub = makeReleaseHub()
+    const channel = releaseChannel(namespace)
+    subscriber.client.on("message", (from: string, message: string) => {
+      if (from === channel) hub.signal(message)
+    })
+
+    yield* Effect.gen(function*() {
+      yield* connect(main, where, secrets)
+      yield* Effect.tryPromise({
+        try: () => main.client.ping(),
+        catch: (error) =>
+          new LockKvError({
+            operation: "connect",
+            message: `Redis at ${where} did not answer PING: ${describe(sanitize(error, secrets))}`,
+            cause: sanitize(error, secrets)
+          })
+      })
+      yield* connect(subscriber, where, secrets)
+      yield* Effect.tryPromise({
+        try: () => subscriber.client.subscribe(channel),
+        catch: (error) =>
+          new LockKvError({
+            operation: "connect",
+            message: `cannot subscribe to the release channel: ${describe(sanitize(error, secrets))}`,
+            cause: sanitize(error, secrets)
+          })
+      })
+    }).pipe(
+      Effect.timeoutFail({
+        duration: resolved.connectTimeout,
+        onTimeout: () =>
+          new LockKvError({
+            operation: "connect",
+            message: `Redis at ${where} did not answer within ${Duration.format(resolved.connectTimeout)}`
+          })
+      }),
+      // Stop the clients at once (no reconnect timer, no socket), not only when the scope closes.
+      Effect.onError(() =>
+        Effect.sync(() => {
+          main.client.disconnect()
+          subscriber.client.disconnect()
+        })
+      )
+    )
+    yield* Effect.logDebug(`effect-lock: connected to Redis at ${where}, database ${resolved.db}`)
+
+    // A subscriber sends nothing by itself, so a dead connection would go unnoticed:
+    // a periodic PING lets `socketTimeout` detect it and reconnect.
+    yield* Effect.tryPromise(() => subscriber.client.ping()).pipe(
+      Effect.ignore,
+      Effect.repeat(Schedule.spaced(subscriberHeartbeat)),
+      Effect.forkScoped
+    )
+
+    const client = scripts.define(main.client)
+
+    const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, LockKvError> =>
+      main.awaitReady(operation).pipe(
+        Effect.zipRight(Effect.tryPromise({
+          try: run,
+          catch: (error) => {
+            const cause = sanitize(error, secrets)
+            return new LockKvError({ operation, message: `Redis ${operation} failed: ${describe(cause)}`, cause })
+          }
+        })),
+        Effect.timeoutFail({
+          duration: callTimeout,
+          onTimeout: () =>
+            new LockKvError({
+              operation,
+              message: `Redis ${operation} did not complete within ${Duration.format(callTimeout)}`
+            })
+        })
+      )
+
+    const unexpected = (operation: string, reply: unknown) =>
+      new LockKvError({
+        operation,
+        message: `unexpected reply from Redis to ${operation}: ${JSON.stringify(reply)?.slice(0, 100)}`
+      })
+
+    const full = (key: string) => Effect.map(validateKey(key), (k) => namespaced(namespace, k))
+    const str = (value: unknown, argument: string) =>
+      typeof value === "string" ? Effect.succeed(value) : Effect.fail(invalidValue(argument))
+    const toRemaining = (millis: number): Option.Option<Duration.Duration> =>
+      millis >= 0 ? Option.some(Duration.millis(millis)) : Option.none()
+
+    return {
+      backend: "redis",
+      namespace,
+      get: (key) =>
+        Effect.flatMap(full(key), (k) => call("get", () => client.get(k))).pipe(Effect.map(Option.fromNullable)),
+      set: (key, value, setOptions) =>
+        Effect.gen(function*() {
+          const k = yield* full(key)
+          const v = yield* str(value, "value")
+          const normalized = yield* validateSetOptions(setOptions)
+          const args: Array<string | number> = [k, v]
+          if (normalized.ttlMillis !== undefined) args.push("PX", normalized.ttlMillis)
+          if (normalized.condition !== undefined) args.push(normalized.condition)
+          const reply = yield* call("set", () => client.call("SET", ...args))
+          return reply === "OK"
+        }),
+      del: (key) => Effect.flatMap(full(key), (k) => call("del", () => client.del(k))).pipe(Effect.map((n) => n > 0)),
+      compareAndDelete: (key, expected) =>
+        Effect.gen(function*() {
+          const k = yield* full(key)
+          const e = yield* str(expected, "expected")
+          const reply = yield* call("compareAndDelete", () => client.lockCompareAndDelete(k, e))
+          return reply === 1
+        }),
+      compareAndExpire: (key, expected, ttl) =>
+        Effect.gen(function*() {
+          const k = yield* full(key)
+          const e = yield* str(expected, "expected")
+          const millis = Duration.toMillis(yield* validateTtl(ttl))
+          const reply = yield* call("compareAndExpire", () => client.lockCompareAndExpire(k, e, millis))
+          return reply === 1
+        }),
+      pttl: (key) =>
+        Effect.flatMap(full(key), (k) => call("pttl", () => client.pttl(k))).pipe(Effect.map(toRemaining)),
+      acquire: (key, token, ttl) =>
+        Effect.gen(function*() {
+          const k = yield* full(key)
+          const t = yield* validateKey(token, "token")
+          const millis = Duration.toMillis(yield* validateTtl(ttl))
+          const reply: unknown = yield* call("acquire", () => client.lockAcquire(k, companionKey(k, "fence"), t, millis))
+          if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[1] !== "number") {
+            return yield* unexpected("acquire", reply)
+          }
+          const result: LockKv.AcquireResult = reply[0] === 1
+            ? { _tag: "Acquired", fence: reply[1] }
+            : { _tag: "Held", remaining: toRemaining(reply[1]) }
+          return result
+        }),
+      release: (key, token) =>
+        Effect.gen(function*() {
+          const caller = yield* validateKey(key)
+          const t = yield* validateKey(token, "token")
+          const reply = yield* call(
+            "release",
+            () => client.lockRelease(namespaced(namespace, caller), t, channel, caller)
+          )
+          return reply === 1
+        }),
+      fence: (key) =>
+        Effect.gen(function*() {
+          const k = yield* full(key)
+          const reply = yield* call("fence", () => client.get(companionKey(k, "fence")))
+          if (reply === null) return Option.none()
+          const fence = Number(reply)
+          if (!Number.isSafeInteger(fence)) return yield* unexpected("fence", reply)
+          return Option.some(fence)
+        }),
+      watchReleases: hub.watch
+    }
+  })
