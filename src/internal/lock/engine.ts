@@ -1,0 +1,319 @@
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as Intervals from "effect/ScheduleIntervals"
+import * as Scope from "effect/Scope"
+import { randomUUID } from "node:crypto"
+import type { LockKv as LockKvNs } from "../../LockKv.js"
+import { LockKv } from "../../LockKv.js"
+import { InvalidArgument, type LockKvError } from "../errors.js"
+import { validateKey, validateTtl } from "../keys.js"
+import { LockLost, LockNotAcquired } from "./errors.js"
+import * as metrics from "./metrics.js"
+
+/** Options of `Lock.acquire` / `withLock` / `tryWithLock`, as the caller wrote them. */
+export interface Options {
+  readonly ttl?: Duration.DurationInput | undefined
+  readonly wait?: Duration.DurationInput | undefined
+  readonly retry?: Schedule.Schedule<unknown, LockNotAcquired> | undefined
+  readonly autoExtend?: boolean | undefined
+}
+
+/** A held lock. */
+export interface Handle {
+  readonly key: string
+  readonly token: string
+  readonly fence: number
+  readonly extend: (ttl?: Duration.DurationInput) => Effect.Effect<void, LockLost | LockKvError | InvalidArgument>
+  readonly release: Effect.Effect<boolean, LockKvError>
+  readonly lost: Effect.Effect<LockLost>
+}
+
+interface Settings {
+  readonly key: string
+  readonly ttl: Duration.Duration
+  readonly wait: Duration.Duration
+  readonly retry: Schedule.Schedule<unknown, LockNotAcquired>
+  readonly autoExtend: boolean
+}
+
+export const defaultTtl = Duration.seconds(30)
+export const defaultWait = Duration.seconds(10)
+
+/**
+ * Polling is only the fallback: waiters also wake on a release notification and
+ * when the holder's TTL ends. Exponential from 10 ms, jittered, capped at 1 s.
+ */
+export const defaultRetry: Schedule.Schedule<unknown, LockNotAcquired> = Schedule.exponential("10 millis", 2).pipe(
+  Schedule.union(Schedule.spaced("1 second")),
+  Schedule.jittered
+)
+
+const validateWait = (wait: unknown): Effect.Effect<Duration.Duration, InvalidArgument> => {
+  const invalid = (why: string) =>
+    Effect.fail(new InvalidArgument({ argument: "wait", message: `wait must be a duration of zero or more (${why})` }))
+  if (wait === undefined) return Effect.succeed(defaultWait)
+  if (typeof wait === "number" && !(wait >= 0)) return invalid(`got ${String(wait)}`)
+  if (typeof wait === "bigint" && wait < 0n) return invalid(`got ${String(wait)}`)
+  try {
+    const decoded = Duration.decode(wait as Duration.DurationInput)
+    if (Number.isNaN(Duration.toMillis(decoded))) return invalid("got NaN")
+    return Effect.succeed(decoded)
+  } catch {
+    return invalid(`cannot read ${JSON.stringify(String(wait))}`)
+  }
+}
+
+const validate = (key: string, options: Options | undefined): Effect.Effect<Settings, InvalidArgument> =>
+  Effect.all({
+    key: validateKey(key),
+    ttl: options?.ttl === undefined ? Effect.succeed(defaultTtl) : validateTtl(options.ttl),
+    wait: validateWait(options?.wait),
+    retry: options?.retry === undefined || Schedule.isSchedule(options.retry)
+      ? Effect.succeed(options?.retry ?? defaultRetry)
+      : Effect.fail(new InvalidArgument({ argument: "retry", message: "retry must be a Schedule" })),
+    autoExtend: Effect.succeed(options?.autoExtend ?? true)
+  })
+
+/** Time a lock is trusted for after the command that set its TTL was sent: ttl − (1 % of ttl + 30 ms). */
+export const validityMillis = (ttlMillis: number): number => Math.max(0, ttlMillis - (ttlMillis * 0.01 + 30))
+
+/** An owner token: 128 random bits from the OS CSPRNG, never a counter or a timestamp. */
+export const makeToken = (): string => randomUUID()
+
+const notAcquired = (key: string) => new LockNotAcquired({ key, message: `lock "${key}" is held elsewhere` })
+
+/** Whether an acquisition attempt may have written our token: decides whether to undo it by token. */
+type Outcome = "none" | "maybe" | "held"
+
+interface Acquired {
+  readonly fence: number
+  /** Clock millis at which the winning command was sent. */
+  readonly sentAt: number
+}
+
+type Attempt =
+  | { readonly _tag: "Acquired"; readonly acquired: Acquired }
+  | { readonly _tag: "Held"; readonly remaining: Option.Option<Duration.Duration> }
+
+/**
+ * Tries until acquired, `wait` runs out or the retry schedule ends. Between
+ * tries it sleeps the schedule's delay, cut short by a release notification or
+ * by the end of the holder's TTL.
+ */
+const acquireLoop = (
+  store: LockKvNs.Service,
+  settings: Settings,
+  token: string,
+  outcome: { current: Outcome }
+): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> =>
+  Effect.gen(function*() {
+    const { key, ttl } = settings
+    const tryOnce: Effect.Effect<Attempt, LockKvError | InvalidArgument> = Effect.gen(function*() {
+      const sentAt = yield* Clock.currentTimeMillis
+      outcome.current = "maybe"
+      const result = yield* store.acquire(key, token, ttl)
+      if (result._tag === "Acquired") {
+        outcome.current = "held"
+        return { _tag: "Acquired", acquired: { fence: result.fence, sentAt } }
+      }
+      outcome.current = "none"
+      yield* metrics.recordContention(store.backend)
+      return { _tag: "Held", remaining: result.remaining }
+    })
+
+    const first = yield* tryOnce
+    if (first._tag === "Acquired") return first.acquired
+    const waitMillis = Duration.toMillis(settings.wait)
+    if (waitMillis <= 0) return yield* notAcquired(key)
+
+    const start = yield* Clock.currentTimeMillis
+    const deadline = start + waitMillis
+    // Listen before the next try so that a release between the try and the sleep is not missed.
+    const nextRelease = yield* store.watchReleases(key)
+    const schedule = settings.retry
+    let state: unknown = schedule.initial
+    let remaining = first.remaining
+    while (true) {
+      const now = yield* Clock.currentTimeMillis
+      if (now >= deadline) return yield* notAcquired(key)
+      const [nextState, , decision] = yield* schedule.step(now, notAcquired(key), state)
+      if (ScheduleDecision.isDone(decision)) return yield* notAcquired(key)
+      state = nextState
+      const scheduled = Math.max(0, Intervals.start(decision.intervals) - now)
+      // Never sleep past the holder's TTL (+1 ms so the key is surely gone) or past the deadline.
+      const ttlEnd = Option.match(remaining, { onNone: () => Infinity, onSome: (d) => Duration.toMillis(d) + 1 })
+      const delay = Math.min(scheduled, ttlEnd, deadline - now)
+      yield* Effect.raceFirst(Effect.sleep(Duration.millis(delay)), nextRelease)
+      const next = yield* tryOnce
+      if (next._tag === "Acquired") return next.acquired
+      remaining = next.remaining
+    }
+  }).pipe(Effect.scoped)
+
+/**
+ * Acquires `key` in the current Scope: the lock is released when the Scope closes,
+ * whatever its exit. While held, a background fiber renews it (when `autoExtend`)
+ * and a watchdog declares it lost when no renewal is confirmed within its validity.
+ */
+export const acquire = (
+  key: string,
+  options?: Options | undefined
+): Effect.Effect<Handle, LockNotAcquired | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
+  Effect.gen(function*() {
+    const settings = yield* validate(key, options)
+    const store = yield* LockKv
+    const scope = yield* Effect.scope
+    const token = makeToken()
+    const outcome: { current: Outcome } = { current: "none" }
+    const waitStart = yield* Clock.currentTimeMillis
+
+    let background: Fiber.RuntimeFiber<void> | undefined
+    let released = false
+    let heldSince: number | undefined
+    const stopBackground = Effect.suspend(() => background === undefined ? Effect.void : Fiber.interrupt(background))
+    // Deletes only our own token, so it is safe whatever happened meanwhile.
+    const releaseStore: Effect.Effect<boolean, LockKvError> = Effect.suspend(() => {
+      if (released || outcome.current === "none") return Effect.succeed(false)
+      released = true
+      const recordHold = heldSince === undefined
+        ? Effect.void
+        : Effect.flatMap(Clock.currentTimeMillis, (now) => metrics.recordHoldTime(store.backend, now - heldSince!))
+      return Effect.zipRight(recordHold, store.release(key, token)).pipe(
+        Effect.catchTag("InvalidArgument", () => Effect.succeed(false)),
+        Effect.withSpan("effect-lock.release", { attributes: { "lock.key": key } })
+      )
+    })
+    // Registered before the first try: an attempt whose outcome is unknown
+    // (interrupted or failed in flight) is undone by token when the Scope closes.
+    // A failed release never fails the section: the key then expires by its TTL.
+    yield* Scope.addFinalizer(
+      scope,
+      Effect.zipRight(stopBackground, releaseStore).pipe(
+        Effect.catchAll((error) =>
+          Effect.logDebug("effect-lock: release failed; the key will expire by its TTL", error.message)
+        )
+      )
+    )
+
+    const acquired = yield* acquireLoop(store, settings, token, outcome).pipe(
+      Effect.withSpan("effect-lock.acquire", { attributes: { "lock.key": key, "lock.backend": store.backend } })
+    )
+    heldSince = yield* Clock.currentTimeMillis
+    yield* metrics.recordAcquired(store.backend, heldSince - waitStart)
+
+    const lostSignal = yield* Deferred.make<LockLost>()
+    let validUntil = acquired.sentAt + validityMillis(Duration.toMillis(settings.ttl))
+    let lastSent = acquired.sentAt
+    let lastError: LockKvError | undefined
+
+    const declareLost = (message: string, cause?: unknown) =>
+      Effect.suspend(() => {
+        const error = new LockLost({ key, message, ...(cause === undefined ? {} : { cause }) })
+        return Deferred.succeed(lostSignal, error).pipe(
+          Effect.tap((first) => first ? metrics.recordLost(store.backend) : Effect.void),
+          Effect.zipRight(Deferred.await(lostSignal))
+        )
+      })
+
+    /** One compare-and-expire; moves the validity deadline only when confirmed. */
+    const renewOnce = (ttl: Duration.Duration): Effect.Effect<void, LockLost | LockKvError | InvalidArgument> =>
+      Effect.gen(function*() {
+        const sentAt = yield* Clock.currentTimeMillis
+        const ok = yield* store.compareAndExpire(key, token, ttl).pipe(
+          Effect.withSpan("effect-lock.extend", { attributes: { "lock.key": key } })
+        )
+        if (!ok) return yield* Effect.flip(declareLost(`lock "${key}" was taken or expired`))
+        if (!(yield* Deferred.isDone(lostSignal))) {
+          validUntil = Math.max(validUntil, sentAt + validityMillis(Duration.toMillis(ttl)))
+          lastSent = Math.max(lastSent, sentAt)
+          lastError = undefined
+        }
+      })
+
+    const renewEvery = Duration.toMillis(settings.ttl) / 3
+    // After a failed renewal, try again soon: the lock is still valid for a while.
+    const retryEvery = Math.max(1, Math.min(renewEvery / 4, 500))
+    const renewLoop: Effect.Effect<void> = Effect.gen(function*() {
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        const due = lastError === undefined ? lastSent + renewEvery : now + retryEvery
+        if (due > now) yield* Effect.sleep(Duration.millis(due - now))
+        const result = yield* Effect.either(renewOnce(settings.ttl))
+        if (result._tag === "Left") {
+          if (result.left._tag === "LockLost") return
+          if (result.left._tag === "LockKvError") lastError = result.left
+        }
+      }
+    })
+
+    // Fires at the validity deadline even while a renewal is still in flight.
+    const watchdog: Effect.Effect<void> = Effect.gen(function*() {
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        if (now >= validUntil) {
+          yield* declareLost(`lock "${key}" could not be confirmed before it would expire`, lastError)
+          return
+        }
+        yield* Effect.sleep(Duration.millis(validUntil - now))
+      }
+    })
+
+    background = yield* Effect.forkDaemon(
+      Effect.raceAll([
+        watchdog,
+        Effect.asVoid(Deferred.await(lostSignal)),
+        ...(settings.autoExtend ? [renewLoop] : [])
+      ])
+    )
+
+    const handle: Handle = {
+      key,
+      token,
+      fence: acquired.fence,
+      lost: Deferred.await(lostSignal),
+      extend: (ttl) =>
+        Effect.gen(function*() {
+          const lost = yield* Deferred.poll(lostSignal)
+          if (Option.isSome(lost)) return yield* Effect.flip(lost.value)
+          if (released) return yield* new LockLost({ key, message: `lock "${key}" was released` })
+          yield* renewOnce(ttl === undefined ? settings.ttl : yield* validateTtl(ttl))
+        }),
+      release: Effect.zipRight(stopBackground, releaseStore)
+    }
+    return handle
+  })
+
+/** Runs `effect` under a held lock; interrupts it and fails with `LockLost` if the lock is lost. */
+const runHeld = <A, E, R>(effect: Effect.Effect<A, E, R>, handle: Handle): Effect.Effect<A, E | LockLost, R> =>
+  Effect.raceFirst(effect, Effect.flatMap(handle.lost, Effect.fail))
+
+/** Runs `effect` while holding `key`; interrupts it and fails with `LockLost` if the lock is lost. */
+export const withLock = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  key: string,
+  options?: Options | undefined
+): Effect.Effect<A, E | LockNotAcquired | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
+  Effect.scoped(Effect.flatMap(acquire(key, options), (handle) => runHeld(effect, handle)))
+
+/** One try, never waits: `Option.none()` when the lock is held elsewhere. */
+export const tryWithLock = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  key: string,
+  options?: Options | undefined
+): Effect.Effect<Option.Option<A>, E | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
+  Effect.scoped(
+    acquire(key, { ...options, wait: 0, retry: undefined }).pipe(
+      Effect.map(Option.some),
+      Effect.catchTag("LockNotAcquired", () => Effect.succeed(Option.none<Handle>())),
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.succeed(Option.none<A>()),
+        onSome: (handle) => Effect.map(runHeld(effect, handle), Option.some)
+      }))
+    )
+  )

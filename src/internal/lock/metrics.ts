@@ -1,0 +1,50 @@
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+
+/** Milliseconds, 1 ms … ~65 s. */
+const boundaries = MetricBoundaries.exponential({ start: 1, factor: 2, count: 17 })
+
+/** Every metric carries a `backend` tag ("redis" | "memory"); never the key (unbounded cardinality). */
+export const acquisitions = Metric.counter("effect_lock_acquisitions_total", {
+  description: "Locks acquired",
+  incremental: true
+})
+export const contention = Metric.counter("effect_lock_contention_total", {
+  description: "Acquisition tries that found the lock held",
+  incremental: true
+})
+export const lost = Metric.counter("effect_lock_lost_total", {
+  description: "Held locks found taken, expired or unconfirmable",
+  incremental: true
+})
+export const waitTime = Metric.histogram(
+  "effect_lock_wait_ms",
+  boundaries,
+  "Time from the first try to acquisition, in milliseconds"
+)
+export const holdTime = Metric.histogram(
+  "effect_lock_hold_ms",
+  boundaries,
+  "Time from acquisition to release, in milliseconds"
+)
+
+const forBackend = (backend: string) => ({
+  acquisitions: Metric.tagged(acquisitions, "backend", backend),
+  contention: Metric.tagged(contention, "backend", backend),
+  lost: Metric.tagged(lost, "backend", backend),
+  waitTime: Metric.tagged(waitTime, "backend", backend),
+  holdTime: Metric.tagged(holdTime, "backend", backend)
+})
+const byBackend = { redis: forBackend("redis"), memory: forBackend("memory") }
+type Backend = keyof typeof byBackend
+
+export const recordContention = (backend: Backend) => Metric.increment(byBackend[backend].contention)
+export const recordLost = (backend: Backend) => Metric.increment(byBackend[backend].lost)
+export const recordAcquired = (backend: Backend, waitedMillis: number) =>
+  Effect.zipRight(
+    Metric.increment(byBackend[backend].acquisitions),
+    Metric.update(byBackend[backend].waitTime, waitedMillis)
+  )
+export const recordHoldTime = (backend: Backend, heldMillis: number) =>
+  Metric.update(byBackend[backend].holdTime, heldMillis)
