@@ -368,7 +368,9 @@ export const make = (
         onTimeout: () =>
           new LockKvError({
             operation: "connect",
-            message: `Redis at ${where} did not answer within ${Duration.format(resolved.connectTimeout)}`
+            message: `Redis at ${where} did not answer within ${Duration.format(resolved.connectTimeout)}` +
+              (resolved.tls !== undefined ? " (does it serve TLS on that port?)" : ""),
+            ...(main.lastError() !== undefined ? { cause: main.lastError() } : {})
           })
       }),
       // Stop the clients at once (no reconnect timer, no socket), not only when the scope closes.
