@@ -280,7 +280,37 @@ describe("LockKv.layer connecting to Redis", () => {
         REDIS_PASSWORD: "right-Pa55word"
       })
       expect(overridden.exit).toEqual(Exit.succeed(Option.some("ok")))
+      const inUrl = yield* buildLayer({ REDIS_URL: `redis://:right-Pa55word@127.0.0.1:${server.port}` })
+      expect(inUrl.exit).toEqual(Exit.succeed(Option.some("ok")))
       expect(direct.logs.join("\n")).not.toContain("right-Pa55word")
+    }))
+
+  it.scopedLive("an ACL user, from the URL or the parts, with a password needing escapes", () =>
+    Effect.gen(function*() {
+      const password = "p@ss:w/rd%ok#?"
+      const server = yield* redisServerScoped({
+        args: ["--user", "locker", "on", `>${password}`, "~*", "&*", "+@all"]
+      })
+      const inUrl = yield* buildLayer({
+        REDIS_URL: `redis://locker:${encodeURIComponent(password)}@127.0.0.1:${server.port}/0`
+      })
+      expect(inUrl.exit).toEqual(Exit.succeed(Option.some("ok")))
+      const inParts = yield* buildLayer({
+        REDIS_HOST: "127.0.0.1",
+        REDIS_PORT: String(server.port),
+        REDIS_USERNAME: "locker",
+        REDIS_PASSWORD: password
+      })
+      expect(inParts.exit).toEqual(Exit.succeed(Option.some("ok")))
+      const wrongUser = yield* buildLayer({
+        REDIS_HOST: "127.0.0.1",
+        REDIS_PORT: String(server.port),
+        REDIS_USERNAME: "nobody",
+        REDIS_PASSWORD: password
+      })
+      const error = asLockKvError(failureOf(wrongUser.exit))
+      expect(printed(error)).not.toContain(password)
+      expect(printed(error)).not.toContain(encodeURIComponent(password))
     }))
 
   it.scopedLive("TLS: a server without TLS fails the layer; a TLS server with its CA works", () =>

@@ -47,13 +47,19 @@ const defaultConnectTimeout = Duration.seconds(5)
 const subscriberHeartbeat = Duration.seconds(15)
 const maxReconnectDelayMillis = 2_000
 
+interface TlsMaterial {
+  readonly ca: string | undefined
+  readonly cert: string | undefined
+  readonly key: Redacted.Redacted<string> | undefined
+}
+
 interface ResolvedOptions {
   readonly host: string
   readonly port: number
   readonly username: string | undefined
   readonly password: Redacted.Redacted<string> | undefined
   readonly db: number
-  readonly tls: TlsOptions | undefined
+  readonly tls: TlsMaterial | undefined
   readonly namespace: string
   readonly connectTimeout: Duration.Duration
   /** Strings that must never appear in an error message or a log line. */
@@ -111,14 +117,9 @@ const resolveOptions = (options: LockKv.LockKv.RedisOptions): Effect.Effect<Reso
       options.tlsKey !== undefined
     // `rediss://` always means TLS; otherwise `tls`, or the presence of TLS material when `tls` is unset.
     const useTls = url?.tls === true || options.tls === true || (options.tls === undefined && hasTlsMaterial)
-    let tls: TlsOptions | undefined
-    if (useTls) {
-      const material: { ca?: string; cert?: string; key?: string } = {}
-      if (options.tlsCa !== undefined) material.ca = options.tlsCa
-      if (options.tlsCert !== undefined) material.cert = options.tlsCert
-      if (options.tlsKey !== undefined) material.key = Redacted.value(options.tlsKey)
-      tls = material
-    }
+    const tls: TlsMaterial | undefined = useTls
+      ? { ca: options.tlsCa, cert: options.tlsCert, key: options.tlsKey }
+      : undefined
 
     const secrets = [
       rawUrl,
@@ -327,9 +328,15 @@ export const make = (
       if (resolved.username !== undefined && resolved.password !== undefined) {
         clientOptions.username = resolved.username
       }
-      // The only place the password is unwrapped.
+      // The only place the password and the TLS key are unwrapped for the client.
       if (resolved.password !== undefined) clientOptions.password = Redacted.value(resolved.password)
-      if (resolved.tls !== undefined) clientOptions.tls = resolved.tls
+      if (resolved.tls !== undefined) {
+        const tls: TlsOptions = {}
+        if (resolved.tls.ca !== undefined) tls.ca = resolved.tls.ca
+        if (resolved.tls.cert !== undefined) tls.cert = resolved.tls.cert
+        if (resolved.tls.key !== undefined) tls.key = Redacted.value(resolved.tls.key)
+        clientOptions.tls = tls
+      }
       return new Redis(clientOptions)
     })
     const subscriber = yield* acquireConnection("subscriber", secrets, runtime, (retryStrategy) =>
