@@ -301,19 +301,22 @@ export const withLock = <A, E, R>(
 ): Effect.Effect<A, E | LockNotAcquired | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
   Effect.scoped(Effect.flatMap(acquire(key, options), (handle) => runHeld(effect, handle)))
 
-/** One try, never waits: `Option.none()` when the lock is held elsewhere. */
+/** One try, never waits: `Option.none()` when the lock is held elsewhere. `wait` and `retry` are checked, then ignored. */
 export const tryWithLock = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   key: string,
   options?: Options | undefined
 ): Effect.Effect<Option.Option<A>, E | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
-  Effect.scoped(
-    acquire(key, { ...options, wait: 0, retry: undefined }).pipe(
-      Effect.map(Option.some),
-      Effect.catchTag("LockNotAcquired", () => Effect.succeed(Option.none<Handle>())),
-      Effect.flatMap(Option.match({
-        onNone: () => Effect.succeed(Option.none<A>()),
-        onSome: (handle) => Effect.map(runHeld(effect, handle), Option.some)
-      }))
+  Effect.zipRight(
+    validate(key, options),
+    Effect.scoped(
+      acquire(key, { ...options, wait: 0, retry: undefined }).pipe(
+        Effect.map(Option.some),
+        Effect.catchTag("LockNotAcquired", () => Effect.succeed(Option.none<Handle>())),
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.succeed(Option.none<A>()),
+          onSome: (handle) => Effect.map(runHeld(effect, handle), Option.some)
+        }))
+      )
     )
   )

@@ -1,0 +1,229 @@
+/** One behavioural suite for the lock combinators, run against both backends. */
+import { describe, expect } from "@effect/vitest"
+import { Cause, Deferred, Effect, Exit, Fiber, Option, Schedule } from "effect"
+import { Lock, LockKv } from "../src/index.js"
+import { backends } from "./support/backends.js"
+
+for (const backend of backends) {
+  describe(`Lock (${backend.name})`, () => {
+    const run = <A, E>(effect: Effect.Effect<A, E, LockKv.LockKv>) => Effect.provide(effect, backend.layer())
+    /** Lets time pass in steps, so renewals and watchdogs run as they would. */
+    const elapseInSteps = (total: number, step = 50) =>
+      Effect.repeatN(backend.elapse(step), Math.max(0, Math.ceil(total / step) - 1))
+    const now = Effect.clockWith((clock) => clock.currentTimeMillis)
+
+    backend.test("withLock holds the key while the effect runs and releases it after", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const inside = yield* Lock.withLock(kv.get("a"), "a")
+        expect(Option.isSome(inside)).toBe(true)
+        expect(yield* kv.get("a")).toEqual(Option.none())
+      })))
+
+    backend.test("release on failure and on defect; the error is the caller's", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const failed = yield* Effect.either(Lock.withLock(Effect.fail("boom" as const), "b"))
+        expect(failed._tag === "Left" && failed.left).toBe("boom")
+        const died = yield* Effect.exit(Lock.withLock(Effect.die("bug"), "b"))
+        expect(Exit.isFailure(died) && Cause.isDie(died.cause)).toBe(true)
+        expect(yield* kv.get("b")).toEqual(Option.none())
+      })))
+
+    backend.test("interruption releases at once, not at TTL", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const fiber = yield* Effect.fork(Lock.withLock(Effect.never, "i", { ttl: "30 seconds" }))
+        yield* backend.settle
+        expect(Option.isSome(yield* kv.get("i"))).toBe(true)
+        yield* Fiber.interrupt(fiber)
+        expect(yield* kv.get("i")).toEqual(Option.none())
+      })))
+
+    backend.test("tryWithLock never waits: none when held elsewhere", () =>
+      run(Effect.gen(function*() {
+        const nested = yield* Lock.withLock("t")(Lock.tryWithLock("t")(Effect.succeed(1)))
+        expect(nested).toEqual(Option.none())
+        expect(yield* Lock.tryWithLock(Effect.succeed(2), "t")).toEqual(Option.some(2))
+      })))
+
+    backend.test("fences strictly increase with every acquisition", () =>
+      run(Effect.gen(function*() {
+        const fences: Array<number> = []
+        for (let i = 0; i < 5; i++) {
+          fences.push(yield* Effect.scoped(Effect.map(Lock.acquire("f"), (handle) => handle.fence)))
+        }
+        for (let i = 1; i < fences.length; i++) expect(fences[i]!).toBeGreaterThan(fences[i - 1]!)
+      })))
+
+    backend.test("the token is random and is the key's value while held", () =>
+      run(Effect.scoped(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const handle = yield* Lock.acquire("tok")
+        expect(handle.token).toMatch(/^[0-9a-f-]{36}$/)
+        expect(yield* kv.get("tok")).toEqual(Option.some(handle.token))
+        const other = yield* Effect.scoped(Effect.map(Lock.acquire("tok2"), (h) => h.token))
+        expect(other).not.toBe(handle.token)
+      }))))
+
+    backend.test("expiry without extension lets another acquire; the first holder sees LockLost", () =>
+      run(Effect.gen(function*() {
+        const first = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+          const handle = yield* Lock.acquire("x", { ttl: "300 millis", autoExtend: false })
+          const lost = yield* handle.lost
+          return { fence: handle.fence, lost }
+        })))
+        yield* backend.settle
+        yield* elapseInSteps(350)
+        const second = yield* Effect.scoped(Effect.map(Lock.acquire("x", { wait: 0 }), (h) => h.fence))
+        const { fence, lost } = yield* Fiber.join(first)
+        expect(lost._tag).toBe("LockLost")
+        expect(lost.key).toBe("x")
+        expect(second).toBeGreaterThan(fence)
+      })))
+
+    backend.test("auto-extension keeps a lock well past its TTL", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const holder = yield* Effect.fork(Lock.withLock(backend.elapse(0).pipe(Effect.zipRight(Effect.never)), "ae", {
+          ttl: "300 millis"
+        }))
+        yield* backend.settle
+        yield* elapseInSteps(1500)
+        expect(yield* Lock.tryWithLock(Effect.void, "ae")).toEqual(Option.none())
+        expect(Option.isSome(yield* kv.get("ae"))).toBe(true)
+        expect(holder.unsafePoll()).toBeNull()
+        yield* Fiber.interrupt(holder)
+      })))
+
+    backend.test("wait running out gives LockNotAcquired with the caller's key", () =>
+      run(Effect.gen(function*() {
+        const holder = yield* Effect.fork(Lock.withLock(Effect.never, "w", { ttl: "5 seconds" }))
+        yield* backend.settle
+        const waiter = yield* Effect.fork(Effect.either(Lock.withLock(Effect.void, "w", { wait: "400 millis" })))
+        yield* elapseInSteps(500)
+        const result = yield* Fiber.join(waiter)
+        expect(result._tag === "Left" && result.left._tag === "LockNotAcquired" && result.left.key).toBe("w")
+        yield* Fiber.interrupt(holder)
+      })))
+
+    backend.test("a release wakes a waiter at once, without polling", () =>
+      run(Effect.gen(function*() {
+        const holder = yield* Effect.fork(Lock.withLock(backend.elapse(0).pipe(Effect.zipRight(Effect.sleep("200 millis"))), "r"))
+        yield* backend.settle
+        const start = yield* now
+        const waiter = yield* Effect.fork(
+          Lock.withLock(now, "r", { retry: Schedule.spaced("1 hour"), wait: "2 hours" })
+        )
+        yield* backend.settle
+        yield* elapseInSteps(200)
+        yield* Fiber.join(holder)
+        const acquiredAt = yield* Fiber.join(waiter)
+        // The holder released at ~200 ms; the waiter's schedule alone would have waited an hour.
+        expect(acquiredAt - start).toBeLessThan(1000)
+      })))
+
+    backend.test("a crashed holder's lock is taken when its TTL ends, not before", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        // A holder that vanished: its key stays until the TTL ends.
+        yield* kv.set("crash", "dead-holder", { PX: 400 })
+        const start = yield* now
+        const waiter = yield* Effect.fork(Lock.withLock(now, "crash", { retry: Schedule.spaced("1 hour") }))
+        yield* backend.settle
+        yield* elapseInSteps(500)
+        const acquiredAt = yield* Fiber.join(waiter)
+        expect(acquiredAt - start).toBeGreaterThanOrEqual(350)
+        expect(acquiredAt - start).toBeLessThan(1500)
+      })))
+
+    backend.test("the retry schedule is honoured: its end gives LockNotAcquired", () =>
+      run(Effect.gen(function*() {
+        const holder = yield* Effect.fork(Lock.withLock(Effect.never, "s", { ttl: "1 minute" }))
+        yield* backend.settle
+        const tries = { count: 0 }
+        const schedule = Schedule.recurs(2).pipe(Schedule.tapInput(() => Effect.sync(() => tries.count++)))
+        const waiter = yield* Effect.fork(Effect.either(Lock.withLock(Effect.void, "s", { retry: schedule })))
+        yield* elapseInSteps(100)
+        const result = yield* Fiber.join(waiter)
+        expect(result._tag === "Left" && result.left._tag).toBe("LockNotAcquired")
+        expect(tries.count).toBe(3)
+        yield* Fiber.interrupt(holder)
+      })))
+
+    backend.test("a lost lock interrupts the protected effect and fails with LockLost", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        let interrupted = false
+        const fiber = yield* Effect.fork(Effect.either(
+          Effect.never.pipe(
+            Effect.onInterrupt(() => Effect.sync(() => { interrupted = true })),
+            Lock.withLock("lost", { ttl: "600 millis" })
+          )
+        ))
+        yield* backend.settle
+        yield* kv.del("lost")
+        // Detected by the next renewal, within about ttl/3.
+        yield* elapseInSteps(300)
+        const result = yield* Fiber.join(fiber)
+        expect(result._tag === "Left" && result.left._tag).toBe("LockLost")
+        expect(interrupted).toBe(true)
+      })))
+
+    backend.test("release never deletes a foreign token", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const taken = yield* Deferred.make<void>()
+        const first = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+          const handle = yield* Lock.acquire("own", { ttl: "300 millis", autoExtend: false })
+          yield* handle.lost
+          yield* Deferred.await(taken)
+          return yield* handle.release
+        })))
+        yield* backend.settle
+        yield* elapseInSteps(350)
+        expect(yield* kv.set("own", "someone-else", { NX: true, PX: 60_000 })).toBe(true)
+        yield* Deferred.succeed(taken, undefined)
+        expect(yield* Fiber.join(first)).toBe(false)
+        expect(yield* kv.get("own")).toEqual(Option.some("someone-else"))
+      })))
+
+    backend.test("extend resets the TTL; extend after loss fails with LockLost", () =>
+      run(Effect.scoped(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const handle = yield* Lock.acquire("ext", { ttl: "1 second", autoExtend: false })
+        yield* handle.extend("20 seconds")
+        const remaining = yield* kv.pttl("ext")
+        expect(Option.isSome(remaining) && remaining.value.value).toBeTruthy()
+        yield* kv.del("ext")
+        const result = yield* Effect.either(handle.extend())
+        expect(result._tag === "Left" && result.left._tag).toBe("LockLost")
+        const lost = yield* handle.lost
+        expect(lost._tag).toBe("LockLost")
+      }))))
+
+    backend.test("invalid input fails with InvalidArgument before the store is touched", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const cases: Array<[string, Lock.Options]> = [
+          ["", {}],
+          ["k", { ttl: -1 }],
+          ["k", { ttl: Number.NaN }],
+          ["k", { ttl: 0 }],
+          ["k", { ttl: Number.POSITIVE_INFINITY }],
+          ["k", { ttl: "forever" as never }],
+          ["k", { wait: -1 }],
+          ["k", { wait: Number.NaN }],
+          ["x".repeat(5000), {}]
+        ]
+        for (const [key, options] of cases) {
+          const result = yield* Effect.either(Lock.withLock(Effect.void, key, options))
+          expect(result._tag === "Left" && result.left._tag).toBe("InvalidArgument")
+          const tried = yield* Effect.either(Lock.tryWithLock(Effect.void, key, options))
+          expect(tried._tag === "Left" && tried.left._tag).toBe("InvalidArgument")
+        }
+        expect(yield* kv.get("k")).toEqual(Option.none())
+        expect(yield* kv.fence("k")).toEqual(Option.none())
+      })))
+  })
+}

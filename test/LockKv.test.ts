@@ -1,0 +1,157 @@
+/** One behavioural suite for the store, run against both backends. */
+import { describe, expect } from "@effect/vitest"
+import { Duration, Effect, Option } from "effect"
+import { LockKv } from "../src/index.js"
+import { backends, uniqueNamespace } from "./support/backends.js"
+
+for (const backend of backends) {
+  describe(`LockKv (${backend.name})`, () => {
+    const run = <A, E>(effect: Effect.Effect<A, E, LockKv.LockKv>) =>
+      Effect.provide(effect, backend.layer())
+
+    backend.test("get / set / del", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        expect(kv.backend).toBe(backend.name)
+        expect(yield* kv.get("a")).toEqual(Option.none())
+        expect(yield* kv.set("a", "1")).toBe(true)
+        expect(yield* kv.get("a")).toEqual(Option.some("1"))
+        expect(yield* kv.set("a", "2")).toBe(true)
+        expect(yield* kv.get("a")).toEqual(Option.some("2"))
+        expect(yield* kv.del("a")).toBe(true)
+        expect(yield* kv.del("a")).toBe(false)
+        expect(yield* kv.get("a")).toEqual(Option.none())
+      })))
+
+    backend.test("NX writes only when absent, XX only when present", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        expect(yield* kv.set("k", "x", { XX: true })).toBe(false)
+        expect(yield* kv.get("k")).toEqual(Option.none())
+        expect(yield* kv.set("k", "first", { NX: true })).toBe(true)
+        expect(yield* kv.set("k", "second", { NX: true })).toBe(false)
+        expect(yield* kv.get("k")).toEqual(Option.some("first"))
+        expect(yield* kv.set("k", "third", { XX: true })).toBe(true)
+        expect(yield* kv.get("k")).toEqual(Option.some("third"))
+      })))
+
+    backend.test("PX and ttl expire the key; a plain set clears the TTL", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        expect(yield* kv.set("px", "v", { NX: true, PX: 200 })).toBe(true)
+        expect(yield* kv.set("ttl", "v", { ttl: "200 millis" })).toBe(true)
+        expect(yield* kv.set("keep", "v", { PX: 200 })).toBe(true)
+        expect(yield* kv.set("keep", "w")).toBe(true)
+        const remaining = yield* kv.pttl("px")
+        expect(Option.isSome(remaining)).toBe(true)
+        const millis = Duration.toMillis(Option.getOrThrow(remaining))
+        expect(millis).toBeGreaterThan(100)
+        expect(millis).toBeLessThanOrEqual(200)
+        expect(yield* kv.pttl("keep")).toEqual(Option.none())
+        yield* backend.elapse(300)
+        expect(yield* kv.get("px")).toEqual(Option.none())
+        expect(yield* kv.get("ttl")).toEqual(Option.none())
+        expect(yield* kv.get("keep")).toEqual(Option.some("w"))
+        // An expired key is absent for NX.
+        expect(yield* kv.set("px", "again", { NX: true })).toBe(true)
+      })))
+
+    backend.test("pttl: none when absent or without TTL", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        expect(yield* kv.pttl("none")).toEqual(Option.none())
+        yield* kv.set("plain", "v")
+        expect(yield* kv.pttl("plain")).toEqual(Option.none())
+      })))
+
+    backend.test("compareAndDelete deletes only the expected value", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        yield* kv.set("c", "mine")
+        expect(yield* kv.compareAndDelete("c", "theirs")).toBe(false)
+        expect(yield* kv.get("c")).toEqual(Option.some("mine"))
+        expect(yield* kv.compareAndDelete("c", "mine")).toBe(true)
+        expect(yield* kv.get("c")).toEqual(Option.none())
+        expect(yield* kv.compareAndDelete("c", "mine")).toBe(false)
+      })))
+
+    backend.test("compareAndExpire resets the TTL only for the expected value", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        yield* kv.set("e", "mine", { PX: 200 })
+        expect(yield* kv.compareAndExpire("e", "theirs", "10 seconds")).toBe(false)
+        expect(yield* kv.compareAndExpire("absent", "mine", "10 seconds")).toBe(false)
+        expect(yield* kv.compareAndExpire("e", "mine", "10 seconds")).toBe(true)
+        const remaining = Duration.toMillis(Option.getOrThrow(yield* kv.pttl("e")))
+        expect(remaining).toBeGreaterThan(9000)
+        yield* backend.elapse(300)
+        expect(yield* kv.get("e")).toEqual(Option.some("mine"))
+      })))
+
+    backend.test("acquire sets the token with a TTL and hands out increasing fences", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        expect(yield* kv.fence("f")).toEqual(Option.none())
+        const first = yield* kv.acquire("f", "t1", Duration.millis(5000))
+        expect(first._tag).toBe("Acquired")
+        const held = yield* kv.acquire("f", "t2", Duration.millis(5000))
+        expect(held._tag).toBe("Held")
+        if (held._tag === "Held") {
+          expect(Duration.toMillis(Option.getOrThrow(held.remaining))).toBeGreaterThan(4000)
+        }
+        expect(yield* kv.get("f")).toEqual(Option.some("t1"))
+        expect(yield* kv.release("f", "t2")).toBe(false)
+        expect(yield* kv.release("f", "t1")).toBe(true)
+        const second = yield* kv.acquire("f", "t3", Duration.millis(5000))
+        expect(second._tag === "Acquired" && first._tag === "Acquired" && second.fence > first.fence).toBe(true)
+        expect(yield* kv.fence("f")).toEqual(Option.some(second._tag === "Acquired" ? second.fence : -1))
+      })))
+
+    backend.test("release wakes the watchers of that key only", () =>
+      run(Effect.scoped(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const watchA = yield* kv.watchReleases("wa")
+        const watchB = yield* kv.watchReleases("wb")
+        yield* kv.acquire("wa", "t", Duration.millis(5000))
+        yield* kv.release("wa", "t")
+        yield* Effect.timeoutFail(watchA, { duration: "2 seconds", onTimeout: () => "no wake-up" })
+        const other = yield* Effect.fork(watchB)
+        yield* backend.elapse(100)
+        expect(other.unsafePoll()).toBeNull()
+      }))))
+
+    backend.test("namespaces do not see each other's keys", () =>
+      Effect.gen(function*() {
+        const ns = uniqueNamespace()
+        yield* Effect.flatMap(LockKv.LockKv, (kv) => kv.set("shared", "a")).pipe(
+          Effect.provide(backend.layer(`${ns}-a`))
+        )
+        const other = yield* Effect.flatMap(LockKv.LockKv, (kv) => kv.get("shared")).pipe(
+          Effect.provide(backend.layer(`${ns}-b`))
+        )
+        expect(other).toEqual(Option.none())
+      }))
+
+    backend.test("invalid input fails with InvalidArgument before the store is touched", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const failures = [
+          kv.get(""),
+          kv.set("", "v"),
+          kv.set("k", "v", { NX: true, XX: true }),
+          kv.set("k", "v", { PX: 10, ttl: "1 second" }),
+          kv.set("k", "v", { PX: -5 }),
+          kv.set("k", "v", { PX: Number.NaN }),
+          kv.set("k", "v", { ttl: -1 }),
+          kv.del(""),
+          kv.compareAndExpire("k", "v", 0),
+          kv.pttl("")
+        ]
+        for (const failure of failures) {
+          const result = yield* Effect.either(failure)
+          expect(result._tag === "Left" && result.left._tag).toBe("InvalidArgument")
+        }
+        expect(yield* kv.get("k")).toEqual(Option.none())
+      })))
+  })
+}
