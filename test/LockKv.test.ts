@@ -135,7 +135,7 @@ for (const backend of backends) {
     backend.test("invalid input fails with InvalidArgument before the store is touched", () =>
       run(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
-        const failures = [
+        const failures: Array<Effect.Effect<unknown, LockKv.LockKvError | LockKv.InvalidArgument>> = [
           kv.get(""),
           kv.set("", "v"),
           kv.set("k", "v", { NX: true, XX: true }),

@@ -14,7 +14,7 @@ export interface Backend {
   /** A fresh store under a namespace of its own. */
   readonly layer: (namespace?: string) => Layer.Layer<LockKv.LockKv, LockKv.LockKvError>
   /** `it.effect` (TestClock) for memory, `it.live` for Redis. */
-  readonly test: typeof it.effect
+  readonly test: typeof it.live
   /** Lets `millis` of store time pass: TestClock.adjust for memory, a real sleep for Redis. */
   readonly elapse: (millis: number) => Effect.Effect<void>
   /** Lets forked fibers reach their next suspension point (and Redis round trips complete). */
@@ -28,7 +28,8 @@ const yieldMany = Effect.repeatN(Effect.yieldNow(), 20)
 export const memory: Backend = {
   name: "memory",
   layer: (namespace) => Layer.scoped(LockKv.LockKv, LockKv.makeMemory({ namespace: namespace ?? uniqueNamespace() })),
-  test: it.effect,
+  // TestServices are provided by it.effect itself; the suites need nothing more.
+  test: it.effect as typeof it.live,
   elapse: (millis) => Effect.zipRight(yieldMany, Effect.zipRight(TestClock.adjust(Duration.millis(millis)), yieldMany)),
   settle: yieldMany
 }
