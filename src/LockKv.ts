@@ -115,29 +115,36 @@ export declare namespace LockKv {
     // -- lock primitives, used by the `Lock` module -----------------------------
 
     /**
-     * One atomic step: when `key` is absent, store `token` with a TTL of `ttl`
-     * and increment the key's fencing counter; otherwise report the holder's
-     * remaining TTL. One round trip on Redis.
+     * One atomic step: when `key` is free (absent, and not reserved for the
+     * waiter at the head of its queue, unless that is `token`), store `token`
+     * with a TTL of exactly `ttl` and increment the key's fencing counter;
+     * otherwise report how long until it may be free. With `queue`, a caller
+     * that finds the lock taken joins the key's FIFO of waiters and keeps its
+     * place for `queue` after each try, so a release hands the lock to the
+     * longest waiter instead of whoever is fastest. One round trip on Redis.
      */
     readonly acquire: (
       key: string,
       token: string,
-      ttl: Duration.Duration
+      ttl: Duration.Duration,
+      queue?: Duration.Duration | undefined
     ) => Effect.Effect<AcquireResult, LockKvError | InvalidArgument>
     /**
-     * Atomically deletes `key` when it holds `token` and notifies the waiters
-     * watching `key`. `true` when this call released the lock.
+     * Gives up `key` for `token`, atomically: deletes the lock when it holds
+     * `token`, or removes `token` from the queue of waiters; then wakes the next
+     * waiter. `true` when this call deleted the lock.
      */
     readonly release: (key: string, token: string) => Effect.Effect<boolean, LockKvError | InvalidArgument>
     /** The last fencing token handed out for `key`, if any. */
     readonly fence: (key: string) => Effect.Effect<Option.Option<number>, LockKvError | InvalidArgument>
     /**
-     * Starts listening for releases of `key` for the lifetime of the Scope. The
-     * returned effect completes once a release has been seen since it last
-     * completed (a release between registration and waiting is not lost).
-     * Notifications are a hint: they may be missed, so waiters also poll.
+     * Starts listening for releases of `key` for the lifetime of the Scope, as
+     * the waiter `token`. The returned effect completes once a release has
+     * woken this waiter since it last completed (a release between
+     * registration and waiting is not lost). Notifications are a hint: they may
+     * be missed, so waiters also wake when the holder's TTL ends.
      */
-    readonly watchReleases: (key: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
+    readonly watchReleases: (key: string, token: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
   }
 
   /**

@@ -8,39 +8,46 @@ import type * as Scope from "effect/Scope"
  * between registration and waiting is kept, repeated releases collapse into one.
  */
 export interface ReleaseHub {
-  readonly watch: (key: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
-  /** Wakes every watcher of `key`. Synchronous, so a Redis message callback can call it. */
-  readonly signal: (key: string) => void
+  readonly watch: (key: string, token: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
+  /**
+   * Wakes the watcher `target` of `key`, or every watcher of `key` when there is
+   * no target. Synchronous, so a Redis message callback can call it.
+   */
+  readonly signal: (key: string, target?: string | undefined) => void
   readonly watchedKeys: () => number
 }
 
 export const makeReleaseHub = (): ReleaseHub => {
-  const watchers = new Map<string, Set<Queue.Queue<void>>>()
-  const watch = (key: string) =>
+  const watchers = new Map<string, Map<string, Queue.Queue<void>>>()
+  const watch = (key: string, token: string) =>
     Effect.acquireRelease(
       Effect.map(Queue.sliding<void>(1), (queue) => {
-        let set = watchers.get(key)
-        if (set === undefined) {
-          set = new Set()
-          watchers.set(key, set)
+        let byToken = watchers.get(key)
+        if (byToken === undefined) {
+          byToken = new Map()
+          watchers.set(key, byToken)
         }
-        set.add(queue)
+        byToken.set(token, queue)
         return queue
       }),
       (queue) =>
         Effect.suspend(() => {
-          const set = watchers.get(key)
-          if (set !== undefined) {
-            set.delete(queue)
-            if (set.size === 0) watchers.delete(key)
+          const byToken = watchers.get(key)
+          if (byToken !== undefined && byToken.get(token) === queue) {
+            byToken.delete(token)
+            if (byToken.size === 0) watchers.delete(key)
           }
           return Queue.shutdown(queue)
         })
     ).pipe(Effect.map((queue) => Queue.take(queue)))
-  const signal = (key: string) => {
-    const set = watchers.get(key)
-    if (set === undefined) return
-    for (const queue of set) queue.unsafeOffer(undefined)
+  const signal = (key: string, target?: string | undefined) => {
+    const byToken = watchers.get(key)
+    if (byToken === undefined) return
+    if (target === undefined) {
+      for (const queue of byToken.values()) queue.unsafeOffer(undefined)
+    } else {
+      byToken.get(target)?.unsafeOffer(undefined)
+    }
   }
   return { watch, signal, watchedKeys: () => watchers.size }
 }

@@ -7,7 +7,7 @@
  *
  * argv: <redisUrl> <namespace> <key> <fibers> <iterations> <ttlMs> <slowEvery> <slowMs>
  */
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
 import { Lock, LockKv } from "../../src/index.js"
 
@@ -23,7 +23,7 @@ const section = (fence: number) =>
   Effect.gen(function*() {
     const n = ++sections
     const value = Number((yield* Effect.promise(() => raw.get(counterKey))) ?? "0")
-    yield* Effect.sleep(n % Number(slowEvery) === 0 ? `${slowMs} millis` : "2 millis")
+    yield* Effect.sleep(Duration.millis(n % Number(slowEvery) === 0 ? Number(slowMs) : 2))
     yield* Effect.promise(() => raw.set(counterKey, String(value + 1)))
     yield* Effect.promise(() => raw.rpush(fencesKey, String(fence)))
   })
@@ -33,7 +33,7 @@ const fiber = Effect.forEach(
   () =>
     Effect.scoped(
       Effect.flatMap(
-        Lock.acquire(key!, { ttl: `${ttlMs} millis`, wait: "60 seconds" }),
+        Lock.acquire(key!, { ttl: Duration.millis(Number(ttlMs)), wait: "60 seconds" }),
         (handle) => Effect.raceFirst(section(handle.fence), Effect.flatMap(handle.lost, Effect.fail))
       )
     ),

@@ -14,6 +14,7 @@ import { LockKv } from "../../LockKv.js"
 import { InvalidArgument, type LockKvError } from "../errors.js"
 import { validateKey, validateTtl } from "../keys.js"
 import { LockLost, LockNotAcquired } from "./errors.js"
+import * as localQueue from "./localQueue.js"
 import * as metrics from "./metrics.js"
 
 /** Options of `Lock.acquire` / `withLock` / `tryWithLock`, as the caller wrote them. */
@@ -88,7 +89,11 @@ export const makeToken = (): string => randomUUID()
 
 const notAcquired = (key: string) => new LockNotAcquired({ key, message: `lock "${key}" is held elsewhere` })
 
-/** Whether an acquisition attempt may have written our token: decides whether to undo it by token. */
+/**
+ * What the store may hold for our token: nothing, possibly the lock or a place
+ * in the key's queue (a try was sent), or the lock. Anything but "none" is
+ * undone by token when the Scope closes.
+ */
 type Outcome = "none" | "maybe" | "held"
 
 interface Acquired {
@@ -102,59 +107,83 @@ type Attempt =
   | { readonly _tag: "Held"; readonly remaining: Option.Option<Duration.Duration> }
 
 /**
- * Tries until acquired, `wait` runs out or the retry schedule ends. Between
- * tries it sleeps the schedule's delay, cut short by a release notification or
- * by the end of the holder's TTL.
+ * How long a waiter's place in the store's queue is kept after each try. A
+ * crashed waiter at the head of the queue delays the others at most this long.
+ */
+export const queuePlace = Duration.seconds(2)
+/** A queued waiter tries (and so keeps its place) at least this often. */
+const queueRefreshMillis = Duration.toMillis(queuePlace) / 3
+
+/**
+ * The caller's retry schedule, stepped by hand: each call is one failed try and
+ * gives the delay before the next, or `None` once the schedule is done.
+ */
+const makeBackoff = (key: string, schedule: Schedule.Schedule<unknown, LockNotAcquired>) => {
+  let state: unknown = schedule.initial
+  const input = notAcquired(key)
+  return (now: number): Effect.Effect<Option.Option<number>> =>
+    Effect.map(schedule.step(now, input, state), ([next, , decision]) => {
+      if (ScheduleDecision.isDone(decision)) return Option.none()
+      state = next
+      return Option.some(Math.max(0, Intervals.start(decision.intervals) - now))
+    })
+}
+
+/**
+ * Tries until acquired, the deadline passes or the retry schedule ends. Between
+ * tries it sleeps the schedule's delay, cut short by a release notification
+ * addressed to it, by the end of the holder's TTL, and by the need to keep its
+ * place in the queue.
  */
 const acquireLoop = (
   store: LockKvNs.Service,
   settings: Settings,
   token: string,
+  deadline: number,
+  backoff: (now: number) => Effect.Effect<Option.Option<number>>,
   outcome: { current: Outcome }
-): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> =>
+): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument, Scope.Scope> =>
   Effect.gen(function*() {
     const { key, ttl } = settings
+    const now0 = yield* Clock.currentTimeMillis
+    const waits = deadline > now0
+    const queue = waits ? queuePlace : undefined
     const tryOnce: Effect.Effect<Attempt, LockKvError | InvalidArgument> = Effect.gen(function*() {
       const sentAt = yield* Clock.currentTimeMillis
-      outcome.current = "maybe"
-      const result = yield* store.acquire(key, token, ttl)
+      if (outcome.current === "none") outcome.current = "maybe"
+      const result = yield* store.acquire(key, token, ttl, queue)
       if (result._tag === "Acquired") {
         outcome.current = "held"
         return { _tag: "Acquired", acquired: { fence: result.fence, sentAt } }
       }
-      outcome.current = "none"
+      // Without a queue a refused try leaves nothing behind; with one, our place stays until we leave.
+      if (!waits) outcome.current = "none"
       yield* metrics.recordContention(store.backend)
       return { _tag: "Held", remaining: result.remaining }
     })
 
+    // Listen before the first try, so that a release right after it is not missed.
+    const nextRelease = waits ? yield* store.watchReleases(key, token) : Effect.void
     const first = yield* tryOnce
     if (first._tag === "Acquired") return first.acquired
-    const waitMillis = Duration.toMillis(settings.wait)
-    if (waitMillis <= 0) return yield* notAcquired(key)
+    if (!waits) return yield* notAcquired(key)
 
-    const start = yield* Clock.currentTimeMillis
-    const deadline = start + waitMillis
-    // Listen before the next try so that a release between the try and the sleep is not missed.
-    const nextRelease = yield* store.watchReleases(key)
-    const schedule = settings.retry
-    let state: unknown = schedule.initial
     let remaining = first.remaining
     while (true) {
       const now = yield* Clock.currentTimeMillis
       if (now >= deadline) return yield* notAcquired(key)
-      const [nextState, , decision] = yield* schedule.step(now, notAcquired(key), state)
-      if (ScheduleDecision.isDone(decision)) return yield* notAcquired(key)
-      state = nextState
-      const scheduled = Math.max(0, Intervals.start(decision.intervals) - now)
+      const next = yield* backoff(now)
+      if (Option.isNone(next)) return yield* notAcquired(key)
+      const scheduled = next.value
       // Never sleep past the holder's TTL (+1 ms so the key is surely gone) or past the deadline.
       const ttlEnd = Option.match(remaining, { onNone: () => Infinity, onSome: (d) => Duration.toMillis(d) + 1 })
-      const delay = Math.min(scheduled, ttlEnd, deadline - now)
+      const delay = Math.min(scheduled, ttlEnd, queueRefreshMillis, deadline - now)
       yield* Effect.raceFirst(Effect.sleep(Duration.millis(delay)), nextRelease)
-      const next = yield* tryOnce
-      if (next._tag === "Acquired") return next.acquired
-      remaining = next.remaining
+      const attempt = yield* tryOnce
+      if (attempt._tag === "Acquired") return attempt.acquired
+      remaining = attempt.remaining
     }
-  }).pipe(Effect.scoped)
+  })
 
 /**
  * Acquires `key` in the current Scope: the lock is released when the Scope closes,
@@ -172,12 +201,19 @@ export const acquire = (
     const token = makeToken()
     const outcome: { current: Outcome } = { current: "none" }
     const waitStart = yield* Clock.currentTimeMillis
+    const deadline = waitStart + Duration.toMillis(settings.wait)
+
+    // Fibers of this process queue here first: one at a time contends in the store.
+    const backoff = makeBackoff(key, settings.retry)
+    const turn = yield* localQueue.enter(store, key, deadline, backoff)
+    if (Option.isNone(turn)) return yield* notAcquired(key)
+    const passTurn = Effect.sync(turn.value.pass)
 
     let background: Fiber.RuntimeFiber<void> | undefined
     let released = false
     let heldSince: number | undefined
     const stopBackground = Effect.suspend(() => background === undefined ? Effect.void : Fiber.interrupt(background))
-    // Deletes only our own token, so it is safe whatever happened meanwhile.
+    // Deletes only our own token (or our place in the queue), so it is safe whatever happened meanwhile.
     const releaseStore: Effect.Effect<boolean, LockKvError> = Effect.suspend(() => {
       if (released || outcome.current === "none") return Effect.succeed(false)
       released = true
@@ -197,11 +233,13 @@ export const acquire = (
       Effect.zipRight(stopBackground, releaseStore).pipe(
         Effect.catchAll((error) =>
           Effect.logDebug("effect-lock: release failed; the key will expire by its TTL", error.message)
-        )
+        ),
+        Effect.ensuring(passTurn)
       )
     )
 
-    const acquired = yield* acquireLoop(store, settings, token, outcome).pipe(
+    const acquired = yield* acquireLoop(store, settings, token, deadline, backoff, outcome).pipe(
+      Effect.scoped,
       Effect.withSpan("effect-lock.acquire", { attributes: { "lock.key": key, "lock.backend": store.backend } })
     )
     heldSince = yield* Clock.currentTimeMillis
@@ -216,7 +254,8 @@ export const acquire = (
       Effect.suspend(() => {
         const error = new LockLost({ key, message, ...(cause === undefined ? {} : { cause }) })
         return Deferred.succeed(lostSignal, error).pipe(
-          Effect.tap((first) => first ? metrics.recordLost(store.backend) : Effect.void),
+          // The lock is gone: let the next fiber of this process try.
+          Effect.tap((first) => first ? Effect.zipRight(metrics.recordLost(store.backend), passTurn) : Effect.void),
           Effect.zipRight(Deferred.await(lostSignal))
         )
       })

@@ -1,0 +1,148 @@
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import type { AcquireResult, LockKv } from "../../LockKv.js"
+import { validateKey, validateSetOptions, validateTtl } from "../keys.js"
+import { makeReleaseHub } from "../releaseHub.js"
+
+interface Entry {
+  readonly value: string
+  /** Clock millis at which the entry stops existing; undefined = no TTL. */
+  readonly expiresAt: number | undefined
+}
+
+interface State {
+  readonly entries: HashMap.HashMap<string, Entry>
+  /** Last fencing token per key; kept like Redis keeps its counters (no TTL). */
+  readonly fences: HashMap.HashMap<string, number>
+}
+
+const live = (entry: Entry | undefined, now: number): entry is Entry =>
+  entry !== undefined && (entry.expiresAt === undefined || entry.expiresAt > now)
+
+/** How often the sweeper drops expired entries that nobody read again. */
+const sweepInterval = Duration.seconds(1)
+
+/**
+ * An in-memory store: one `Ref` of an immutable HashMap, every operation a single
+ * `Ref.modify` plus a Clock read, so it is atomic across fibers and `TestClock`
+ * drives expiry.
+ */
+export const make = (
+  options?: { readonly namespace?: string | undefined }
+): Effect.Effect<LockKv.Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const namespace = options?.namespace ?? "lock"
+    const state = yield* Ref.make<State>({ entries: HashMap.empty(), fences: HashMap.empty() })
+    const hub = makeReleaseHub()
+
+    const sweep = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Ref.update(state, (s) => ({ ...s, entries: HashMap.filter(s.entries, (entry) => live(entry, now)) })))
+    yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(sweepInterval)).pipe(Effect.delay(sweepInterval)))
+
+    /** Runs `f` atomically on the state with the current clock time. */
+    const modify = <A>(f: (s: State, now: number) => readonly [A, State]) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.modify(state, (s) => f(s, now)))
+
+    const entryOf = (s: State, key: string, now: number): Entry | undefined => {
+      const entry = Option.getOrUndefined(HashMap.get(s.entries, key))
+      return live(entry, now) ? entry : undefined
+    }
+
+    const get = (key: string) =>
+      Effect.flatMap(validateKey(key), () =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.map(Ref.get(state), (s) => Option.fromNullable(entryOf(s, key, now)?.value))))
+
+    const set = (key: string, value: string, setOptions?: LockKv.SetOptions | undefined) =>
+      Effect.flatMap(Effect.zip(validateKey(key), validateSetOptions(setOptions)), ([, normalized]) =>
+        modify((s, now): readonly [boolean, State] => {
+          const current = entryOf(s, key, now)
+          if (normalized.condition === "NX" && current !== undefined) return [false, s]
+          if (normalized.condition === "XX" && current === undefined) return [false, s]
+          const expiresAt = normalized.ttlMillis === undefined ? undefined : now + normalized.ttlMillis
+          return [true, { ...s, entries: HashMap.set(s.entries, key, { value: String(value), expiresAt }) }]
+        }))
+
+    const remove = (key: string, when: (entry: Entry) => boolean) =>
+      modify((s, now): readonly [boolean, State] => {
+        const current = entryOf(s, key, now)
+        if (current === undefined) {
+          // Drop an expired leftover eagerly; it does not count as a removal.
+          return HashMap.has(s.entries, key) ? [false, { ...s, entries: HashMap.remove(s.entries, key) }] : [false, s]
+        }
+        if (!when(current)) return [false, s]
+        return [true, { ...s, entries: HashMap.remove(s.entries, key) }]
+      })
+
+    const del = (key: string) => Effect.flatMap(validateKey(key), () => remove(key, () => true))
+
+    const compareAndDelete = (key: string, expected: string) =>
+      Effect.flatMap(validateKey(key), () => remove(key, (entry) => entry.value === expected))
+
+    const compareAndExpire = (key: string, expected: string, ttl: Duration.DurationInput) =>
+      Effect.flatMap(Effect.zip(validateKey(key), validateTtl(ttl)), ([, ttlDuration]) =>
+        modify((s, now): readonly [boolean, State] => {
+          const current = entryOf(s, key, now)
+          if (current === undefined || current.value !== expected) return [false, s]
+          const expiresAt = now + Duration.toMillis(ttlDuration)
+          return [true, { ...s, entries: HashMap.set(s.entries, key, { value: current.value, expiresAt }) }]
+        }))
+
+    const pttl = (key: string) =>
+      Effect.flatMap(validateKey(key), () =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.map(Ref.get(state), (s) => {
+            const current = entryOf(s, key, now)
+            return current === undefined || current.expiresAt === undefined
+              ? Option.none()
+              : Option.some(Duration.millis(current.expiresAt - now))
+          })))
+
+    // One process: the lock engine's local FIFO already orders the waiters of a
+    // key, so the memory store needs no queue of its own and ignores `queue`.
+    const acquire = (key: string, token: string, ttl: Duration.Duration, _queue?: Duration.Duration | undefined) =>
+      Effect.flatMap(validateKey(key), () =>
+        modify((s, now): readonly [AcquireResult, State] => {
+          const current = entryOf(s, key, now)
+          if (current !== undefined) {
+            const remaining = current.expiresAt === undefined
+              ? Option.none<Duration.Duration>()
+              : Option.some(Duration.millis(current.expiresAt - now))
+            return [{ _tag: "Held", remaining }, s]
+          }
+          const fence = Option.getOrElse(HashMap.get(s.fences, key), () => 0) + 1
+          return [{ _tag: "Acquired", fence }, {
+            entries: HashMap.set(s.entries, key, { value: token, expiresAt: now + Duration.toMillis(ttl) }),
+            fences: HashMap.set(s.fences, key, fence)
+          }]
+        }))
+
+    const release = (key: string, token: string) =>
+      Effect.tap(compareAndDelete(key, token), (released) => {
+        if (released) hub.signal(key)
+      })
+
+    const fence = (key: string) =>
+      Effect.flatMap(validateKey(key), () => Effect.map(Ref.get(state), (s) => HashMap.get(s.fences, key)))
+
+    return {
+      backend: "memory",
+      namespace,
+      get,
+      set,
+      del,
+      compareAndDelete,
+      compareAndExpire,
+      pttl,
+      acquire,
+      release,
+      fence,
+      watchReleases: hub.watch
+    } satisfies LockKv.Service
+  })
