@@ -124,8 +124,9 @@ const makeTlsMaterial = (dir: string): TlsMaterial & { readonly files: Record<"c
   }
 }
 
-/** Every server this process started, killed if the process exits without stopping them. */
+/** Every server this process started (and its directory), killed if the process exits without stopping them. */
 const running = new Set<ChildProcess>()
+const directories = new Set<string>()
 let exitHookInstalled = false
 const installExitHook = () => {
   if (exitHookInstalled) return
@@ -138,6 +139,7 @@ const installExitHook = () => {
         // already gone
       }
     }
+    for (const dir of directories) rmSync(dir, { recursive: true, force: true })
   })
 }
 
@@ -161,6 +163,7 @@ export const startRedisServer = async (options: StartOptions = {}): Promise<Redi
   ensureRedisServer()
   installExitHook()
   const dir = mkdtempSync(join(tmpdir(), "effect-lock-redis-"))
+  directories.add(dir)
   const material = options.tls === true ? makeTlsMaterial(dir) : undefined
   const startTimeoutMs = options.startTimeoutMs ?? 10_000
   let port = options.port ?? await freePort()
@@ -247,6 +250,7 @@ export const startRedisServer = async (options: StartOptions = {}): Promise<Redi
         continue
       }
       rmSync(dir, { recursive: true, force: true })
+      directories.delete(dir)
       throw error
     }
   }
@@ -285,6 +289,7 @@ export const startRedisServer = async (options: StartOptions = {}): Promise<Redi
     stop: async () => {
       await stopProcess()
       rmSync(dir, { recursive: true, force: true })
+      directories.delete(dir)
     },
     restart: async () => {
       await stopProcess()
