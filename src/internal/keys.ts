@@ -105,3 +105,10 @@ export const validateSetOptions = (
   }
   return Effect.succeed({ condition, ttlMillis: undefined })
 }
+
+/** Owner tokens travel in release messages as `<token>|<key>`, so a token never contains "|". */
+export const validateToken = (token: unknown): Effect.Effect<string, InvalidArgument> =>
+  Effect.flatMap(validateKey(token, "token"), (valid) =>
+    valid.includes("|")
+      ? Effect.fail(new InvalidArgument({ argument: "token", message: "token must not contain \"|\"" }))
+      : Effect.succeed(valid))

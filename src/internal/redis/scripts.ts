@@ -2,8 +2,8 @@
  * The Lua scripts of the Redis backend. Each is registered once per client with
  * `defineCommand` (sent as EVALSHA, falling back to EVAL when the server does
  * not know the script yet). Every script touches only keys passed in `KEYS`,
- * which hash to one cluster slot, and reads time only through the server's own
- * TTLs (`PX`, `PEXPIRE`, `PTTL`), never the client's clock.
+ * which hash to one cluster slot, and reads time only from the server (its TTLs
+ * and `TIME`), never the client's clock.
  */
 import type { Redis } from "ioredis"
 
@@ -14,9 +14,17 @@ export interface RedisWithScripts extends Redis {
   /** 1 when `key` held `expected` and its TTL was reset to `ttlMillis`, else 0. */
   lockCompareAndExpire(key: string, expected: string, ttlMillis: number): Promise<number>
   /** `[1, fence]` when `key` was free and now holds `token`; `[0, pttl]` when held (pttl -1: no TTL). */
-  lockAcquire(key: string, fenceKey: string, token: string, ttlMillis: number): Promise<[number, number]>
-  /** 1 when `key` held `token` and was deleted (and `callerKey` published on `channel`), else 0. */
-  lockRelease(key: string, token: string, channel: string, callerKey: string): Promise<number>
+  lockAcquire(
+    key: string,
+    fenceKey: string,
+    queueKey: string,
+    placesKey: string,
+    token: string,
+    ttlMillis: number,
+    placeMillis: number
+  ): Promise<[number, number]>
+  /** 1 when `key` held `token` and was deleted, else 0 (then `token` left the queue); the next waiter is told. */
+  lockRelease(key: string, queueKey: string, placesKey: string, token: string, channel: string, callerKey: string): Promise<number>
 }
 
 /** @internal */
@@ -35,22 +43,86 @@ end
 return 0
 `
 
-/** @internal */
-export const acquire = `
-if redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then
-  return { 1, redis.call("INCR", KEYS[2]) }
+/**
+ * Shared by the two lock scripts: the server's time in milliseconds (the only
+ * clock the scripts read), and dropping waiters whose place in the queue has
+ * expired (crashed or gone) from its head.
+ */
+const queueHelpers = `
+local function now_ms()
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-return { 0, redis.call("PTTL", KEYS[1]) }
+local function live_head(queue, places, now)
+  while true do
+    local head = redis.call("LINDEX", queue, 0)
+    if not head then return false end
+    local until_ms = redis.call("ZSCORE", places, head)
+    if until_ms and tonumber(until_ms) > now then return head, tonumber(until_ms) end
+    redis.call("LPOP", queue)
+    redis.call("ZREM", places, head)
+  end
+end
 `
 
-/** @internal */
-export const release = `
+/**
+ * KEYS: lock, fence counter, queue (list of waiter tokens), places (zset: token
+ * → until when its place is kept). ARGV: token, ttl ms, place ms (0: one try,
+ * do not queue).
+ * Takes the lock when it is absent and no other waiter heads the queue; else,
+ * when queuing, joins the queue (or refreshes its place) and returns how long
+ * until the lock may be free: its PTTL, or the head's place when only reserved.
+ *
+ * @internal
+ */
+export const acquire = queueHelpers + `
+local now = now_ms()
+local head, head_until = live_head(KEYS[3], KEYS[4], now)
+if redis.call("EXISTS", KEYS[1]) == 0 and (not head or head == ARGV[1]) then
+  redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+  if head then
+    redis.call("LPOP", KEYS[3])
+    redis.call("ZREM", KEYS[4], ARGV[1])
+  end
+  return { 1, redis.call("INCR", KEYS[2]) }
+end
+local place = tonumber(ARGV[3])
+if place > 0 then
+  if redis.call("ZADD", KEYS[4], now + place, ARGV[1]) == 1 then
+    redis.call("RPUSH", KEYS[3], ARGV[1])
+  end
+  -- The queue outlives its last waiter by at most one place.
+  redis.call("PEXPIRE", KEYS[3], place * 2)
+  redis.call("PEXPIRE", KEYS[4], place * 2)
+end
+local pttl = redis.call("PTTL", KEYS[1])
+if pttl == -2 then pttl = head_until - now end
+return { 0, pttl }
+`
+
+/**
+ * KEYS: lock, queue, places. ARGV: token, channel, caller key.
+ * Gives up the key for `token`: deletes the lock when it holds `token`,
+ * otherwise removes `token` from the queue. Then, when the lock is free, tells
+ * the waiter now at the head of the queue (message `<token>|<key>`, or `|<key>`
+ * for anyone). Returns 1 when the lock was deleted.
+ *
+ * @internal
+ */
+export const release = queueHelpers + `
+local released = 0
 if redis.call("GET", KEYS[1]) == ARGV[1] then
   redis.call("DEL", KEYS[1])
-  redis.call("PUBLISH", ARGV[2], ARGV[3])
-  return 1
+  released = 1
+else
+  if redis.call("ZREM", KEYS[3], ARGV[1]) == 0 then return 0 end
+  local was_head = redis.call("LINDEX", KEYS[2], 0) == ARGV[1]
+  redis.call("LREM", KEYS[2], 1, ARGV[1])
+  if not was_head or redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
 end
-return 0
+local head = live_head(KEYS[2], KEYS[3], now_ms())
+redis.call("PUBLISH", ARGV[2], (head or "") .. "|" .. ARGV[3])
+return released
 `
 
 /**
@@ -62,7 +134,7 @@ return 0
 export const define = (client: Redis): RedisWithScripts => {
   client.defineCommand("lockCompareAndDelete", { lua: compareAndDelete, numberOfKeys: 1 })
   client.defineCommand("lockCompareAndExpire", { lua: compareAndExpire, numberOfKeys: 1 })
-  client.defineCommand("lockAcquire", { lua: acquire, numberOfKeys: 2 })
-  client.defineCommand("lockRelease", { lua: release, numberOfKeys: 1 })
+  client.defineCommand("lockAcquire", { lua: acquire, numberOfKeys: 4 })
+  client.defineCommand("lockRelease", { lua: release, numberOfKeys: 3 })
   return client as RedisWithScripts
 }

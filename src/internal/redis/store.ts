@@ -15,7 +15,15 @@ import { Redis } from "ioredis"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type * as LockKv from "../../LockKv.js"
 import { InvalidArgument, LockKvError } from "../errors.js"
-import { companionKey, namespaced, releaseChannel, validateKey, validateSetOptions, validateTtl } from "../keys.js"
+import {
+  companionKey,
+  namespaced,
+  releaseChannel,
+  validateKey,
+  validateSetOptions,
+  validateToken,
+  validateTtl
+} from "../keys.js"
 import { makeReleaseHub } from "../releaseHub.js"
 import * as scripts from "./scripts.js"
 import { type ParsedRedisUrl, parseRedisUrl } from "./url.js"
@@ -345,7 +353,12 @@ export const make = (
     const hub = makeReleaseHub()
     const channel = releaseChannel(namespace)
     subscriber.client.on("message", (from: string, message: string) => {
-      if (from === channel) hub.signal(message)
+      if (from !== channel) return
+      // `<waiter token>|<key>`: tokens never contain "|"; an empty token wakes every waiter of the key.
+      const bar = message.indexOf("|")
+      if (bar === -1) return
+      const target = message.slice(0, bar)
+      hub.signal(message.slice(bar + 1), target === "" ? undefined : target)
     })
 
     yield* Effect.gen(function*() {
@@ -465,12 +478,22 @@ export const make = (
         }),
       pttl: (key) =>
         Effect.flatMap(full(key), (k) => call("pttl", () => client.pttl(k))).pipe(Effect.map(toRemaining)),
-      acquire: (key, token, ttl) =>
+      acquire: (key, token, ttl, queue) =>
         Effect.gen(function*() {
           const k = yield* full(key)
-          const t = yield* validateKey(token, "token")
+          const t = yield* validateToken(token)
           const millis = Duration.toMillis(yield* validateTtl(ttl))
-          const reply: unknown = yield* call("acquire", () => client.lockAcquire(k, companionKey(k, "fence"), t, millis))
+          const place = queue === undefined ? 0 : Duration.toMillis(yield* validateTtl(queue, "queue"))
+          const reply: unknown = yield* call("acquire", () =>
+            client.lockAcquire(
+              k,
+              companionKey(k, "fence"),
+              companionKey(k, "queue"),
+              companionKey(k, "places"),
+              t,
+              millis,
+              place
+            ))
           if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[1] !== "number") {
             return yield* unexpected("acquire", reply)
           }
@@ -482,10 +505,11 @@ export const make = (
       release: (key, token) =>
         Effect.gen(function*() {
           const caller = yield* validateKey(key)
-          const t = yield* validateKey(token, "token")
+          const t = yield* validateToken(token)
+          const k = namespaced(namespace, caller)
           const reply = yield* call(
             "release",
-            () => client.lockRelease(namespaced(namespace, caller), t, channel, caller)
+            () => client.lockRelease(k, companionKey(k, "queue"), companionKey(k, "places"), t, channel, caller)
           )
           return reply === 1
         }),
