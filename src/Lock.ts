@@ -74,7 +74,7 @@ export interface Options {
   /**
    * The delays between tries; its input is the failed try. Release notifications
    * and the end of the holder's TTL cut a delay short. Default: exponential
-   * backoff from 10 ms with jitter, capped at 1 s.
+   * backoff from 50 ms with jitter, capped at 1 s.
    */
   readonly retry?: Schedule.Schedule<unknown, LockNotAcquired> | undefined
   /** Renew the TTL every ttl/3 while held. Default true. */

@@ -47,10 +47,11 @@ export const defaultTtl = Duration.seconds(30)
 export const defaultWait = Duration.seconds(10)
 
 /**
- * Polling is only the fallback: waiters also wake on a release notification and
- * when the holder's TTL ends. Exponential from 10 ms, jittered, capped at 1 s.
+ * Polling is only the fallback: waiters also wake on a release notification
+ * addressed to them and when the holder's TTL ends, so the first retry can wait.
+ * Exponential from 50 ms, jittered, capped at 1 s.
  */
-export const defaultRetry: Schedule.Schedule<unknown, LockNotAcquired> = Schedule.exponential("10 millis", 2).pipe(
+export const defaultRetry: Schedule.Schedule<unknown, LockNotAcquired> = Schedule.exponential("50 millis", 2).pipe(
   Schedule.union(Schedule.spaced("1 second")),
   Schedule.jittered
 )
