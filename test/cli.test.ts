@@ -1,0 +1,236 @@
+/**
+ * The `effect-lock` binary, end to end: real CLI processes (`node
+ * bin/effect-lock.js`), real commands, the test run's real Redis. Each test has
+ * its own namespace and temp directory; every process is killed afterwards.
+ */
+import { Redis } from "ioredis"
+import { randomUUID } from "node:crypto"
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { cliEnv, isAlive, killAll, runCli, startCli, waitFor } from "./support/cli.js"
+import { redisUrl } from "./support/redisUrl.js"
+
+let redis: Redis
+let dir: string
+let namespace: string
+let env: NodeJS.ProcessEnv
+
+beforeAll(() => {
+  redis = new Redis(redisUrl(), { lazyConnect: false, maxRetriesPerRequest: 1 })
+})
+
+afterAll(async () => {
+  await redis.quit()
+})
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "effect-lock-cli-"))
+  namespace = `cli-test-${randomUUID()}`
+  env = cliEnv({ REDIS_URL: redisUrl(), LOCK_NAMESPACE: namespace })
+})
+
+afterEach(() => {
+  killAll(dir)
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const file = (name: string) => join(dir, name)
+const readPid = (name: string) => Number(readFileSync(file(name), "utf8").trim())
+/** A POSIX shell command; `$1` is the test's temp directory. */
+const shell = (script: string): Array<string> => ["sh", "-c", script, "sh", dir]
+const rawKey = (key: string) => `${namespace}:${key}`
+
+/** A command that holds the lock until `<name>.stop` exists, after writing `<name>.pid`. */
+const holder = (name: string) =>
+  shell(`echo $$ > "$1/${name}.pid"; while [ ! -e "$1/${name}.stop" ]; do sleep 0.05; done`)
+
+describe("effect-lock exec", () => {
+  it("runs two commands on one key one after the other", async () => {
+    const log = file("log")
+    // Each command appends its start and end time (ms) around a 1 s sleep.
+    const script = "const fs = require('fs'); const f = process.argv[1]; const id = process.argv[2];" +
+      "fs.appendFileSync(f, id + ' start ' + Date.now() + '\\n');" +
+      "setTimeout(() => fs.appendFileSync(f, id + ' end ' + Date.now() + '\\n'), 1000)"
+    const run = (id: string) =>
+      startCli(["exec", "shared", "--wait", "20s", "--", process.execPath, "-e", script, log, id], { env })
+    const [a, b] = await Promise.all([run("a").result, run("b").result])
+    expect([a.code, b.code], a.stderr + b.stderr).toEqual([0, 0])
+
+    const lines = readFileSync(log, "utf8").trim().split("\n").map((line) => line.split(" "))
+    expect(lines).toHaveLength(4)
+    const interval = (id: string) => {
+      const at = (event: string) => Number(lines.find(([who, what]) => who === id && what === event)![2])
+      return { start: at("start"), end: at("end") }
+    }
+    const [first, second] = [interval("a"), interval("b")].sort((x, y) => x.start - y.start)
+    expect(first!.end).toBeGreaterThan(first!.start)
+    // No overlap: the second started only after the first had ended.
+    expect(second!.start).toBeGreaterThanOrEqual(first!.end)
+  })
+
+  it("--no-wait gets the conflict code while another process holds the lock", async () => {
+    const holding = startCli(["exec", "busy", "--", ...holder("holder")], { env })
+    await waitFor("the holder to start", () => existsSync(file("holder.pid")))
+
+    const [conflict, custom] = await Promise.all([
+      runCli(["exec", "busy", "--no-wait", "--", "true"], { env }),
+      runCli(["exec", "busy", "--wait", "300ms", "--conflict-exit-code", "9", "--", "true"], { env })
+    ])
+    expect(conflict.code).toBe(1)
+    expect(conflict.stderr.trim()).toBe(`effect-lock: lock "busy" is held elsewhere`)
+    expect(custom.code).toBe(9)
+
+    writeFileSync(file("holder.stop"), "")
+    expect((await holding.result).code).toBe(0)
+    expect(await redis.get(rawKey("busy"))).toBeNull()
+  })
+
+  it("passes exit codes through: own code, 128+signal, 127 not found, 126 not executable", async () => {
+    const notExecutable = file("script.sh")
+    writeFileSync(notExecutable, "#!/bin/sh\nexit 0\n")
+    chmodSync(notExecutable, 0o644)
+    const [seven, killed, missing, denied] = await Promise.all([
+      runCli(["exec", "codes-1", "--", "sh", "-c", "exit 7"], { env }),
+      runCli(["exec", "codes-2", "--", "sh", "-c", "kill -KILL $$"], { env }),
+      runCli(["exec", "codes-3", "--", "effect-lock-no-such-command"], { env }),
+      runCli(["exec", "codes-4", "--", notExecutable], { env })
+    ])
+    expect(seven.code).toBe(7)
+    expect(killed.code).toBe(128 + 9)
+    expect(missing.code).toBe(127)
+    expect(missing.stderr).toContain("command not found: effect-lock-no-such-command")
+    expect(denied.code).toBe(126)
+    // Released in every case.
+    for (const key of ["codes-1", "codes-2", "codes-3", "codes-4"]) {
+      expect(await redis.exists(rawKey(key))).toBe(0)
+    }
+  })
+
+  it("hands everything after -- to the command, flags like --help included", async () => {
+    const result = await runCli(
+      ["exec", "args", "--", "sh", "-c", "echo \"$1 $2 fence=$EFFECT_LOCK_FENCE\"", "sh", "--help", "-h"],
+      { env }
+    )
+    expect(result.code).toBe(0)
+    expect(result.stdout.trim()).toMatch(/^--help -h fence=\d+$/)
+  })
+
+  it("refuses to run without Redis configured, and reports bad input and unreachable Redis with exit 2", async () => {
+    const noRedis = cliEnv({ LOCK_NAMESPACE: namespace })
+    const [unconfigured, badTtl, bareNumber, unreachable] = await Promise.all([
+      runCli(["exec", "k", "--", "true"], { env: noRedis }),
+      runCli(["exec", "k", "--ttl", "soon", "--", "true"], { env }),
+      runCli(["exec", "k", "--wait", "30", "--", "true"], { env }),
+      runCli(["exec", "k", "--", "true"], {
+        env: cliEnv({ REDIS_URL: "redis://someone:hunter2-secret@127.0.0.1:1", REDIS_CONNECT_TIMEOUT: "2s" })
+      })
+    ])
+    expect(unconfigured.code).toBe(2)
+    expect(unconfigured.stderr).toContain("Redis is not configured")
+    expect(unconfigured.stderr.trim().split("\n")).toHaveLength(1)
+    expect(badTtl.code).toBe(2)
+    expect(badTtl.stderr).toContain("--ttl")
+    expect(bareNumber.code).toBe(2)
+    expect(bareNumber.stderr).toContain("has no unit")
+    expect(unreachable.code).toBe(2)
+    expect(unreachable.stderr).toContain("effect-lock: cannot use Redis")
+    expect(unreachable.stderr).not.toContain("hunter2")
+  })
+
+  it("terminates a command that outlives a lost lock (SIGTERM, then SIGKILL) and exits 3", async () => {
+    // The command ignores SIGTERM, so only the SIGKILL after --kill-grace ends it.
+    const cli = startCli(
+      ["exec", "lost", "--ttl", "1s", "--kill-grace", "300ms", "--", ...shell(
+        `trap "" TERM; echo $$ > "$1/child.pid"; while true; do sleep 0.05; done`
+      )],
+      { env }
+    )
+    await waitFor("the command to start", () => existsSync(file("child.pid")))
+    const childPid = readPid("child.pid")
+    expect(isAlive(childPid)).toBe(true)
+
+    expect(await redis.del(rawKey("lost"))).toBe(1)
+    const result = await cli.result
+    expect(result.code).toBe(3)
+    expect(result.stderr).toContain(`lock "lost" was lost`)
+    await waitFor("the command to be gone", () => !isAlive(childPid), { timeoutMs: 3_000 })
+  })
+
+  it("forwards SIGTERM to the command and releases the lock after it exits", async () => {
+    const cli = startCli(["exec", "signal", "--", ...shell(
+      `trap 'echo got-term > "$1/marker"; exit 0' TERM; echo $$ > "$1/child.pid"; ` +
+        `while true; do sleep 0.05; done`
+    )], { env })
+    await waitFor("the command to start", () => existsSync(file("child.pid")))
+    expect(await redis.exists(rawKey("signal"))).toBe(1)
+
+    cli.kill("SIGTERM")
+    const result = await cli.result
+    expect(result.code).toBe(0) // the command's own exit code after its trap
+    expect(readFileSync(file("marker"), "utf8").trim()).toBe("got-term")
+    expect(isAlive(readPid("child.pid"))).toBe(false)
+    expect(await redis.exists(rawKey("signal"))).toBe(0)
+  })
+})
+
+describe("effect-lock status / release", () => {
+  it("status shows held/free and the fence; release refuses without --force", async () => {
+    const holding = startCli(["exec", "inspect", "--ttl", "2s", "--kill-grace", "200ms", "--", ...holder("holder")], {
+      env
+    })
+    await waitFor("the holder to start", () => existsSync(file("holder.pid")))
+
+    const held = await runCli(["status", "inspect", "--json"], { env })
+    expect(held.code).toBe(0)
+    const heldStatus = JSON.parse(held.stdout)
+    expect(heldStatus).toMatchObject({ key: "inspect", namespace, held: true })
+    expect(heldStatus.fence).toBeGreaterThanOrEqual(1)
+    expect(heldStatus.ttlMs).toBeGreaterThan(0)
+    expect(heldStatus.ttlMs).toBeLessThanOrEqual(2_000)
+
+    const human = await runCli(["status", "inspect"], { env })
+    expect(human.stdout).toContain(`lock "inspect" (namespace "${namespace}"): held, expires in`)
+    expect(human.stdout).toContain(`fence ${heldStatus.fence}`)
+
+    const refused = await runCli(["release", "inspect"], { env })
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toContain("--force")
+    expect(await redis.exists(rawKey("inspect"))).toBe(1)
+
+    // The operator override: the holder finds its lock gone and ends with 3.
+    const forced = await runCli(["release", "inspect", "--force"], { env })
+    expect(forced.code).toBe(0)
+    expect(forced.stdout).toContain(`released lock "inspect"`)
+    expect((await holding.result).code).toBe(3)
+
+    const free = await runCli(["status", "inspect", "--json"], { env })
+    expect(JSON.parse(free.stdout)).toEqual({
+      key: "inspect",
+      namespace,
+      held: false,
+      ttlMs: null,
+      fence: heldStatus.fence
+    })
+  })
+
+  it("--namespace overrides LOCK_NAMESPACE", async () => {
+    const other = `${namespace}-other`
+    const result = await runCli(["exec", "ns", "--namespace", other, "--", ...shell(`echo $$ > "$1/ns.pid"`)], { env })
+    expect(result.code).toBe(0)
+    const status = await runCli(["status", "ns", "--namespace", other, "--json"], { env })
+    expect(JSON.parse(status.stdout)).toMatchObject({ namespace: other, held: false, fence: 1 })
+    await redis.del(`{${other}:ns}:fence`)
+  })
+
+  it("prints help with examples for every command", async () => {
+    const results = await Promise.all(
+      [["--help"], ["exec", "--help"], ["status", "--help"], ["release", "--help"]].map((args) => runCli(args, { env }))
+    )
+    for (const result of results) {
+      expect(result.code).toBe(0)
+      expect(result.stdout).toContain("EXAMPLES")
+    }
+  })
+})
