@@ -121,9 +121,9 @@ const queueRefreshMillis = Duration.toMillis(queuePlace) / 3
  */
 const makeBackoff = (key: string, schedule: Schedule.Schedule<unknown, LockNotAcquired>) => {
   let state: unknown = schedule.initial
-  const input = notAcquired(key)
+  let input: LockNotAcquired | undefined
   return (now: number): Effect.Effect<Option.Option<number>> =>
-    Effect.map(schedule.step(now, input, state), ([next, , decision]) => {
+    Effect.map(schedule.step(now, input ??= notAcquired(key), state), ([next, , decision]) => {
       if (ScheduleDecision.isDone(decision)) return Option.none()
       state = next
       return Option.some(Math.max(0, Intervals.start(decision.intervals) - now))
@@ -223,7 +223,7 @@ export const acquire = (
         : Effect.flatMap(Clock.currentTimeMillis, (now) => metrics.recordHoldTime(store.backend, now - heldSince!))
       return Effect.zipRight(recordHold, store.release(key, token)).pipe(
         Effect.catchTag("InvalidArgument", () => Effect.succeed(false)),
-        Effect.withSpan("effect-lock.release", { attributes: { "lock.key": key } })
+        Effect.withSpan("effect-lock.release", { attributes: { "lock.key": key }, captureStackTrace: false })
       )
     })
     // Registered before the first try: an attempt whose outcome is unknown
@@ -241,7 +241,10 @@ export const acquire = (
 
     const acquired = yield* acquireLoop(store, settings, token, deadline, backoff, outcome).pipe(
       Effect.scoped,
-      Effect.withSpan("effect-lock.acquire", { attributes: { "lock.key": key, "lock.backend": store.backend } })
+      Effect.withSpan("effect-lock.acquire", {
+        attributes: { "lock.key": key, "lock.backend": store.backend },
+        captureStackTrace: false
+      })
     )
     heldSince = yield* Clock.currentTimeMillis
     yield* metrics.recordAcquired(store.backend, heldSince - waitStart)
@@ -266,7 +269,7 @@ export const acquire = (
       Effect.gen(function*() {
         const sentAt = yield* Clock.currentTimeMillis
         const ok = yield* store.compareAndExpire(key, token, ttl).pipe(
-          Effect.withSpan("effect-lock.extend", { attributes: { "lock.key": key } })
+          Effect.withSpan("effect-lock.extend", { attributes: { "lock.key": key }, captureStackTrace: false })
         )
         if (!ok) return yield* Effect.flip(declareLost(`lock "${key}" was taken or expired`))
         if (!(yield* Deferred.isDone(lostSignal))) {
