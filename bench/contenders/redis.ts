@@ -1,0 +1,211 @@
+/**
+ * The Redis contenders. Each `make` opens the client's own connection(s) and
+ * does every one-time setup (script load, layer build) outside the timed loop;
+ * `runLoop` runs the shared loop of `../lib/loop.ts` with the library's lock.
+ *
+ * Every library runs with its own default TTL except redlock, which has none
+ * (30 s is used, effect-lock's default). Each acquisition uses a fresh random
+ * owner token, as every library does.
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Schedule from "effect/Schedule"
+import { DistributedSemaphore, RedisBacking } from "effect-distributed-lock"
+import { Redis } from "ioredis"
+import { randomUUID } from "node:crypto"
+import { Mutex } from "redis-semaphore"
+import Redlock from "redlock"
+import { Lock, LockKv } from "../../src/index.js"
+import { effectLoop, type EffectLock, type LoopSpec, promiseLoop, type PromiseLock } from "../lib/loop.js"
+import { sleep } from "../lib/time.js"
+
+export interface RedisClient {
+  readonly runLoop: (spec: LoopSpec) => Promise<void>
+  readonly close: () => Promise<void>
+}
+
+export interface RedisContender {
+  /** Stable id, used by `--only`-style filters, JSON and the worker protocol. */
+  readonly id: string
+  readonly label: string
+  /** "default" settings or the library's fastest retry setting. */
+  readonly setting: "default" | "fast" | "-"
+  readonly uncontended: boolean
+  readonly contended: boolean
+  readonly make: (url: string, key: string) => Promise<RedisClient>
+}
+
+const ttlMillis = 30_000
+
+const connect = async (url: string, name: string): Promise<Redis> => {
+  const client = new Redis(url, { lazyConnect: true, connectionName: name })
+  await client.connect()
+  return client
+}
+
+const quit = (client: Redis): Promise<void> => client.quit().then(() => undefined, () => client.disconnect())
+
+const promiseClient = (lock: PromiseLock, close: () => Promise<void>): RedisClient => ({
+  runLoop: (spec) => promiseLoop(lock, spec),
+  close
+})
+
+/** The same compare-and-delete every library uses for release. */
+const compareAndDelete = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`
+
+/** The floor: SET NX PX, then EVALSHA compare-and-delete. Contended: retry every 1 ms. */
+const floor: RedisContender = {
+  id: "floor",
+  label: "floor: SET NX PX + EVALSHA del",
+  setting: "-",
+  uncontended: true,
+  contended: true,
+  make: async (url, key) => {
+    const redis = await connect(url, "bench-floor")
+    const sha = String(await redis.script("LOAD", compareAndDelete))
+    const lock: PromiseLock = async (section) => {
+      const token = randomUUID()
+      while ((await redis.set(key, token, "PX", ttlMillis, "NX")) !== "OK") await sleep(1)
+      try {
+        await section()
+      } finally {
+        await redis.evalsha(sha, 1, key, token)
+      }
+    }
+    return promiseClient(lock, () => quit(redis))
+  }
+}
+
+/** One round trip: the network + server floor under any lock. */
+const ping: RedisContender = {
+  id: "ping",
+  label: "PING (1 round trip)",
+  setting: "-",
+  uncontended: true,
+  contended: false,
+  make: async (url) => {
+    const redis = await connect(url, "bench-ping")
+    const lock: PromiseLock = async (section) => {
+      await redis.ping()
+      await section()
+    }
+    return promiseClient(lock, () => quit(redis))
+  }
+}
+
+/** redlock 5 (single client), `using` (acquire, auto-extend, release), as the README shows. */
+const redlock = (setting: "default" | "fast"): RedisContender => ({
+  id: `redlock@${setting}`,
+  label: setting === "default" ? "redlock 5β using (defaults)" : "redlock 5β using (retry 1ms, no jitter)",
+  setting,
+  uncontended: setting === "default",
+  contended: true,
+  make: async (url, key) => {
+    const redis = await connect(url, `bench-redlock-${setting}`)
+    const instance = new Redlock(
+      [redis],
+      setting === "default" ? {} : { retryDelay: 1, retryJitter: 0, retryCount: -1 }
+    )
+    // Redlock emits every failed vote (ResourceLockedError) as "error": without a listener that throws.
+    instance.on("error", () => {})
+    const lock: PromiseLock = (section) => instance.using([key], ttlMillis, () => section())
+    return promiseClient(lock, () => quit(redis))
+  }
+})
+
+/** redis-semaphore `Mutex`: a new Mutex per acquisition, as each holder has its own identifier. */
+const redisSemaphore = (setting: "default" | "fast"): RedisContender => ({
+  id: `redis-semaphore@${setting}`,
+  label: setting === "default" ? "redis-semaphore Mutex (defaults)" : "redis-semaphore Mutex (retry 1ms)",
+  setting,
+  uncontended: setting === "default",
+  contended: true,
+  make: async (url, key) => {
+    const redis = await connect(url, `bench-redis-semaphore-${setting}`)
+    const options = setting === "default" ? {} : { retryInterval: 1 }
+    const lock: PromiseLock = async (section) => {
+      const mutex = new Mutex(redis, key, options)
+      await mutex.acquire()
+      try {
+        await section()
+      } finally {
+        await mutex.release()
+      }
+    }
+    return promiseClient(lock, () => quit(redis))
+  }
+})
+
+/**
+ * effect-distributed-lock: `DistributedSemaphore.make(key, { limit: 1 })` once,
+ * `withPermits(1)` per cycle. Its Redis backing waits by polling raced with a
+ * pub/sub subscription (its default), which opens a duplicate connection per
+ * waiting acquisition.
+ */
+const effectDistributedLock = (setting: "default" | "fast"): RedisContender => ({
+  id: `effect-distributed-lock@${setting}`,
+  label: setting === "default"
+    ? "effect-distributed-lock (defaults)"
+    : "effect-distributed-lock (poll 1ms)",
+  setting,
+  uncontended: setting === "default",
+  contended: true,
+  make: async (url, key) => {
+    const redis = await connect(url, `bench-edl-${setting}`)
+    const backing = RedisBacking.layer(redis, { keyPrefix: "bench-edl:" })
+    const semaphore = await Effect.runPromise(
+      DistributedSemaphore.make(
+        key,
+        setting === "default" ? { limit: 1 } : { limit: 1, acquireRetryPolicy: Schedule.spaced("1 millis") }
+      ).pipe(Effect.provide(backing))
+    )
+    const lock: EffectLock<never> = (section) => semaphore.withPermits(1)(section)
+    return {
+      runLoop: (spec) => Effect.runPromise(effectLoop(lock, spec)),
+      close: () => quit(redis)
+    }
+  }
+})
+
+/** effect-lock on `LockKv.layerRedis`, built once per client (its own connections). */
+const effectLock = (form: "withLock" | "acquire"): RedisContender => ({
+  id: `effect-lock:${form}`,
+  label: form === "withLock" ? "effect-lock Lock.withLock" : "effect-lock scoped Lock.acquire",
+  setting: "default",
+  uncontended: true,
+  contended: form === "withLock",
+  make: async (url, key) => {
+    const runtime = ManagedRuntime.make(
+      LockKv.layerRedis({ url, namespace: "bench" }).pipe(Layer.orDie)
+    )
+    await runtime.runPromise(LockKv.LockKv)
+    const lock: EffectLock<LockKv.LockKv> = form === "withLock"
+      ? (section) => Lock.withLock(section, key)
+      : (section) => Effect.scoped(Effect.zipRight(Lock.acquire(key), section))
+    return {
+      runLoop: (spec) => runtime.runPromise(effectLoop(lock, spec)),
+      close: () => runtime.dispose()
+    }
+  }
+})
+
+/** Every Redis contender, in table order. */
+export const redisContenders: ReadonlyArray<RedisContender> = [
+  floor,
+  ping,
+  redlock("default"),
+  redlock("fast"),
+  redisSemaphore("default"),
+  redisSemaphore("fast"),
+  effectDistributedLock("default"),
+  effectDistributedLock("fast"),
+  effectLock("withLock"),
+  effectLock("acquire")
+]
+
+export const findContender = (id: string): RedisContender => {
+  const found = redisContenders.find((c) => c.id === id)
+  if (found === undefined) throw new Error(`unknown contender ${id}`)
+  return found
+}

@@ -1,0 +1,104 @@
+/** Command-line options and the durations of a full and a `--quick` run. */
+
+export const scenarioNames = ["uncontended", "contended", "cross-process", "memory", "memory-bound"] as const
+export type ScenarioName = typeof scenarioNames[number]
+
+/** Short names, as the issue letters them. */
+const aliases: Record<string, ScenarioName> = {
+  a: "uncontended",
+  b: "contended",
+  "b'": "cross-process",
+  b2: "cross-process",
+  processes: "cross-process",
+  c: "memory",
+  d: "memory-bound"
+}
+
+export interface BenchConfig {
+  readonly quick: boolean
+  readonly scenarios: ReadonlyArray<ScenarioName>
+  readonly output: string
+  readonly uncontended: { readonly rounds: number; readonly roundMs: number; readonly warmupMs: number }
+  readonly contended: {
+    readonly rounds: number
+    readonly roundMs: number
+    readonly warmupMs: number
+    readonly clients: number
+    readonly holdMs: number
+  }
+  readonly crossProcess: {
+    readonly rounds: number
+    readonly roundMs: number
+    readonly warmupMs: number
+    readonly clients: number
+    readonly holdMs: number
+  }
+  readonly memory: { readonly rounds: number; readonly roundMs: number; readonly warmupMs: number; readonly fibers: number }
+  readonly memoryBound: { readonly keys: number; readonly ttlMs: number; readonly settleMs: number }
+}
+
+export const usage = `usage: npm run bench -- [--quick] [--only <scenario>[,<scenario>...]] [--out <file.json>]
+
+scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d)
+  --quick   about one minute: shorter rounds, fewer of them, 200k keys in memory-bound
+  --only    run only these scenarios (repeatable or comma-separated)
+  --out     where to write the JSON (default bench/results/latest.json)`
+
+export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
+  let quick = false
+  let output = "bench/results/latest.json"
+  const only: Array<ScenarioName> = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? arg.split("=", 2) as [string, string] : [arg, undefined]
+    const value = () => {
+      const v = inline ?? argv[++i]
+      if (v === undefined) throw new Error(`${flag} needs a value\n${usage}`)
+      return v
+    }
+    switch (flag) {
+      case "--quick":
+        quick = true
+        break
+      case "--only":
+        for (const name of value().split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+          const scenario = (scenarioNames as ReadonlyArray<string>).includes(name) ? name as ScenarioName : aliases[name]
+          if (scenario === undefined) throw new Error(`unknown scenario "${name}"\n${usage}`)
+          if (!only.includes(scenario)) only.push(scenario)
+        }
+        break
+      case "--out":
+        output = value()
+        break
+      case "--help":
+      case "-h":
+        console.log(usage)
+        process.exit(0)
+        break
+      default:
+        throw new Error(`unknown option "${arg}"\n${usage}`)
+    }
+  }
+  const scenarios = only.length === 0 ? [...scenarioNames] : scenarioNames.filter((s) => only.includes(s))
+  return quick
+    ? {
+      quick,
+      scenarios,
+      output,
+      uncontended: { rounds: 2, roundMs: 400, warmupMs: 200 },
+      contended: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
+      crossProcess: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
+      memory: { rounds: 2, roundMs: 300, warmupMs: 100, fibers: 8 },
+      memoryBound: { keys: 200_000, ttlMs: 1, settleMs: 2_500 }
+    }
+    : {
+      quick,
+      scenarios,
+      output,
+      uncontended: { rounds: 3, roundMs: 1_500, warmupMs: 500 },
+      contended: { rounds: 2, roundMs: 2_500, warmupMs: 300, clients: 8, holdMs: 1 },
+      crossProcess: { rounds: 2, roundMs: 2_500, warmupMs: 300, clients: 8, holdMs: 1 },
+      memory: { rounds: 3, roundMs: 1_000, warmupMs: 300, fibers: 8 },
+      memoryBound: { keys: 1_000_000, ttlMs: 1, settleMs: 3_000 }
+    }
+}

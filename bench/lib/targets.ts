@@ -1,0 +1,33 @@
+/** The issue's targets, each computed from the run that printed it. */
+export type Verdict = "PASS" | "FAIL" | "N/A"
+
+export interface Target {
+  readonly scenario: string
+  readonly name: string
+  readonly value: number
+  /** e.g. "≥ 0.9" */
+  readonly target: string
+  readonly verdict: Verdict
+  readonly note?: string | undefined
+}
+
+const verdict = (value: number, ok: (v: number) => boolean): Verdict =>
+  Number.isFinite(value) ? (ok(value) ? "PASS" : "FAIL") : "N/A"
+
+export const atLeast = (scenario: string, name: string, value: number, min: number, note?: string): Target => ({
+  scenario,
+  name,
+  value,
+  target: `≥ ${min}`,
+  verdict: verdict(value, (v) => v >= min),
+  note
+})
+
+export const atMost = (scenario: string, name: string, value: number, max: number, note?: string): Target => ({
+  scenario,
+  name,
+  value,
+  target: `≤ ${max}`,
+  verdict: verdict(value, (v) => v <= max),
+  note
+})

@@ -1,0 +1,116 @@
+/**
+ * The bench proper: starts one redis-server through the test harness, runs the
+ * selected scenarios, prints the tables to stdout (progress goes to stderr) and
+ * writes the JSON.
+ */
+import { mkdirSync, writeFileSync } from "node:fs"
+import { cpus, totalmem } from "node:os"
+import { dirname, resolve } from "node:path"
+import { startRedisServer } from "../test/support/redisServer.js"
+import { connectServerStats, installSentCounter } from "./lib/commands.js"
+import { parseArgs } from "./lib/config.js"
+import { num, renderTable, section } from "./lib/table.js"
+import type { Target } from "./lib/targets.js"
+import { runContended } from "./scenarios/contended.js"
+import { runCrossProcess } from "./scenarios/crossProcess.js"
+import { runMemory } from "./scenarios/memory.js"
+import { runMemoryBound } from "./scenarios/memoryBound.js"
+import { runUncontended } from "./scenarios/uncontended.js"
+
+installSentCounter()
+
+const config = (() => {
+  try {
+    return parseArgs(process.argv.slice(2))
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : String(error))
+    process.exit(2)
+  }
+})()
+
+const log = (line: string) => process.stderr.write(`${line}\n`)
+const began = Date.now()
+const elapsed = () => `${((Date.now() - began) / 1000).toFixed(1)} s`
+
+const server = await startRedisServer()
+const stats = await connectServerStats(server.url)
+const results: Record<string, unknown> = {}
+const tables: Array<string> = []
+const targets: Array<Target> = []
+
+try {
+  const redisVersion = await stats.version()
+  log(`bench: redis-server ${redisVersion} on ${server.url} (pid ${server.pid}); ${config.quick ? "quick" : "full"} run of ${config.scenarios.join(", ")}`)
+  results.meta = {
+    date: new Date().toISOString(),
+    mode: config.quick ? "quick" : "full",
+    scenarios: config.scenarios,
+    node: process.version,
+    redis: redisVersion,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    config
+  }
+
+  for (const scenario of config.scenarios) {
+    log(`bench: ${scenario} … (${elapsed()})`)
+    switch (scenario) {
+      case "uncontended": {
+        const result = await runUncontended(server.url, stats, config.uncontended, log)
+        results.uncontended = { rows: result.rows }
+        tables.push(result.table)
+        targets.push(...result.targets)
+        break
+      }
+      case "contended": {
+        const result = await runContended(server.url, stats, config.contended, log)
+        results.contended = { rows: result.rows }
+        tables.push(result.table)
+        targets.push(...result.targets)
+        break
+      }
+      case "cross-process": {
+        const result = await runCrossProcess(server.url, stats, config.crossProcess, log)
+        results.crossProcess = { rows: result.rows }
+        tables.push(result.table)
+        targets.push(...result.targets)
+        break
+      }
+      case "memory": {
+        const result = await runMemory(config.memory, log)
+        results.memory = { rows: result.rows, ratios: result.ratios }
+        tables.push(result.table)
+        targets.push(...result.targets)
+        break
+      }
+      case "memory-bound": {
+        const { table, ...result } = await runMemoryBound(config.memoryBound, log)
+        results.memoryBound = result
+        tables.push(table)
+        break
+      }
+    }
+  }
+
+  tables.push(
+    section("targets (issue 4), from this run"),
+    renderTable(
+      ["scenario", "measure", "value", "target", "verdict"],
+      targets.map((t) => [t.scenario, t.name + (t.note === undefined ? "" : ` (${t.note})`), num(t.value), t.target, t.verdict])
+    )
+  )
+  const seconds = (Date.now() - began) / 1000
+  tables.push(`\nbench finished in ${seconds.toFixed(1)} s (${config.quick ? "--quick" : "full run"}); JSON: ${config.output}`)
+  results.targets = targets
+  results.durationSeconds = seconds
+  console.log(tables.join("\n"))
+
+  const out = resolve(config.output)
+  mkdirSync(dirname(out), { recursive: true })
+  writeFileSync(out, `${JSON.stringify(results, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`)
+} finally {
+  await stats.close()
+  await server.stop()
+}
+process.exit(0)

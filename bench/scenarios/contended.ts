@@ -1,0 +1,144 @@
+/**
+ * (b) Contended, one process: 8 clients, each with its own connection (its own
+ * LockKv for effect-lock), on one key, each holding the lock 1 ms. A shared
+ * in-process counter of holders detects overlapping sections.
+ */
+import {
+  addCounts,
+  addServerDeltas,
+  type CommandCounts,
+  emptyCounts,
+  emptyServerDelta,
+  sentSnapshot,
+  type ServerDelta,
+  type ServerStats,
+  subtractCounts
+} from "../lib/commands.js"
+import type { BenchConfig } from "../lib/config.js"
+import { LoopStats, type Probe } from "../lib/loop.js"
+import { section } from "../lib/table.js"
+import type { Target } from "../lib/targets.js"
+import { collectGarbage, cpuMicros, now, within } from "../lib/time.js"
+import { type RedisClient, type RedisContender, redisContenders } from "../contenders/redis.js"
+import { type ContendedRow, contendedTable, contendedTargets, toRow } from "./contention.js"
+
+export interface ContendedResult {
+  readonly rows: ReadonlyArray<ContendedRow>
+  readonly targets: ReadonlyArray<Target>
+  readonly table: string
+}
+
+/** Time a round's loops get, after the round's end, to finish their last acquisition. */
+export const overrunGraceMs = 30_000
+
+const holdersProbe = () => {
+  let holders = 0
+  let violations = 0
+  const probe: Probe = {
+    enter: () => {
+      if (++holders > 1) violations++
+      return Promise.resolve()
+    },
+    exit: () => {
+      holders--
+      return Promise.resolve()
+    }
+  }
+  return { probe, violations: () => violations }
+}
+
+interface Entry {
+  readonly contender: RedisContender
+  readonly clients: ReadonlyArray<RedisClient>
+  readonly stats: ReadonlyArray<LoopStats>
+  ms: number
+  sent: CommandCounts
+  server: ServerDelta
+  cpuUs: number
+  violations: number
+  overruns: number
+}
+
+export const runContended = async (
+  url: string,
+  server: ServerStats,
+  config: BenchConfig["contended"],
+  log: (line: string) => void
+): Promise<ContendedResult> => {
+  const entries: Array<Entry> = []
+  const runRound = async (entry: Entry, ms: number, stats: ReadonlyArray<LoopStats>) => {
+    const { probe, violations } = holdersProbe()
+    const start = now()
+    const until = start + ms
+    const done = await within(
+      Promise.all(entry.clients.map((client, i) => client.runLoop({ until, holdMs: config.holdMs, probe, stats: stats[i]! }))),
+      ms + overrunGraceMs
+    )
+    return { ms: now() - start, violations: violations(), overrun: done === undefined }
+  }
+  try {
+    for (const contender of redisContenders.filter((c) => c.contended)) {
+      const clients: Array<RedisClient> = []
+      for (let i = 0; i < config.clients; i++) clients.push(await contender.make(url, `bench:b:${contender.id}`))
+      const entry: Entry = {
+        contender,
+        clients,
+        stats: clients.map(() => new LoopStats()),
+        ms: 0,
+        sent: emptyCounts,
+        server: emptyServerDelta,
+        cpuUs: 0,
+        violations: 0,
+        overruns: 0
+      }
+      entries.push(entry)
+      if (config.warmupMs > 0) {
+        const warm = await runRound(entry, config.warmupMs, clients.map(() => new LoopStats()))
+        entry.violations += warm.violations
+      }
+    }
+    for (let round = 0; round < config.rounds; round++) {
+      const order = entries.map((_, i) => entries[(i + round) % entries.length]!)
+      for (const entry of order) {
+        collectGarbage()
+        const before = await server.snapshot()
+        const sentBefore = sentSnapshot()
+        const cpuStart = cpuMicros()
+        const result = await runRound(entry, config.roundMs, entry.stats)
+        entry.cpuUs += cpuMicros() - cpuStart
+        const sentAfter = sentSnapshot()
+        const after = await server.snapshot()
+        entry.ms += result.ms
+        entry.violations += result.violations
+        if (result.overrun) entry.overruns++
+        entry.sent = addCounts(entry.sent, subtractCounts(sentAfter, sentBefore))
+        entry.server = addServerDeltas(entry.server, server.delta(before, after))
+      }
+      log(`  (b) round ${round + 1}/${config.rounds} done`)
+    }
+  } finally {
+    for (const entry of entries) for (const client of entry.clients) await client.close()
+  }
+  const rows = entries.map((e) =>
+    toRow({
+      id: e.contender.id,
+      label: e.contender.label,
+      setting: e.contender.setting,
+      clients: e.stats,
+      ms: e.ms,
+      sent: e.sent,
+      server: e.server,
+      clientCpuUs: e.cpuUs,
+      violations: e.violations,
+      overruns: e.overruns
+    })
+  )
+  const table = [
+    section(
+      `(b) contended, one process: ${config.clients} clients (own connections), 1 key, hold ${config.holdMs} ms, ` +
+        `${config.rounds} × ${config.roundMs} ms per contender`
+    ),
+    contendedTable(rows)
+  ].join("\n")
+  return { rows, targets: contendedTargets("(b) contended", rows), table }
+}

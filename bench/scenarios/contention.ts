@@ -1,0 +1,166 @@
+/**
+ * What (b) and (b') share: turning per-client loop stats and command counts
+ * into one row per contender, the table, and the issue's targets.
+ */
+import { type CommandCounts, perUnit, type ServerDelta } from "../lib/commands.js"
+import { LoopStats } from "../lib/loop.js"
+import { distribution, ratio, Samples } from "../lib/stats.js"
+import { int, num, renderTable } from "../lib/table.js"
+import { atLeast, atMost, type Target } from "../lib/targets.js"
+
+export interface ContendedRow {
+  readonly id: string
+  readonly label: string
+  readonly setting: string
+  readonly clients: number
+  readonly seconds: number
+  readonly acquisitions: number
+  readonly acquisitionsPerSec: number
+  /** Wait from first request to acquisition, ms. */
+  readonly waitMs: { readonly p50: number; readonly p99: number; readonly max: number }
+  /** The longest wait still unfinished when a round ended, ms (starvation shows here). */
+  readonly unfinishedWaitMs: number
+  /** min ÷ max acquisitions per client. */
+  readonly fairness: number
+  readonly perClient: ReadonlyArray<number>
+  readonly sentPerAcquisition: number
+  readonly executedPerAcquisition: number
+  readonly sent: CommandCounts
+  readonly executed: CommandCounts
+  /** redis-server CPU (user + sys) as a share of one core over the run, %. */
+  readonly redisCpuPercent: number
+  readonly redisCpuUsPerAcquisition: number
+  /** CPU time of the client process(es), µs per acquisition. */
+  readonly clientCpuUsPerAcquisition: number
+  readonly failures: number
+  readonly errors: Readonly<Record<string, number>>
+  readonly violations: number
+  /** Rounds whose loops had not all stopped 30 s after their end. */
+  readonly overruns: number
+}
+
+export interface ContenderTotals {
+  readonly id: string
+  readonly label: string
+  readonly setting: string
+  readonly clients: ReadonlyArray<LoopStats>
+  readonly ms: number
+  readonly sent: CommandCounts
+  readonly server: ServerDelta
+  /** CPU time of the client process(es), µs. */
+  readonly clientCpuUs: number
+  readonly violations: number
+  readonly overruns: number
+}
+
+export const toRow = (t: ContenderTotals): ContendedRow => {
+  const wait = new Samples()
+  const all = new LoopStats()
+  for (const c of t.clients) {
+    wait.addAll(c.wait.values())
+    all.merge(c.toJSON())
+  }
+  const perClient = t.clients.map((c) => c.acquisitions)
+  const acquisitions = perClient.reduce((a, b) => a + b, 0)
+  const d = distribution(wait)
+  const seconds = t.ms / 1000
+  return {
+    id: t.id,
+    label: t.label,
+    setting: t.setting,
+    clients: t.clients.length,
+    seconds,
+    acquisitions,
+    acquisitionsPerSec: acquisitions / seconds,
+    waitMs: { p50: d.p50, p99: d.p99, max: d.max },
+    unfinishedWaitMs: all.unfinishedWait,
+    fairness: ratio(Math.min(...perClient), Math.max(...perClient)),
+    perClient,
+    sentPerAcquisition: t.sent.total / acquisitions,
+    executedPerAcquisition: t.server.executed.total / acquisitions,
+    sent: t.sent,
+    executed: t.server.executed,
+    redisCpuPercent: (100 * t.server.cpuSeconds) / seconds,
+    redisCpuUsPerAcquisition: (t.server.cpuSeconds * 1e6) / acquisitions,
+    clientCpuUsPerAcquisition: t.clientCpuUs / acquisitions,
+    failures: all.failures,
+    errors: Object.fromEntries(all.errors),
+    violations: t.violations,
+    overruns: t.overruns
+  }
+}
+
+export const contendedTable = (rows: ReadonlyArray<ContendedRow>): string =>
+  [
+    renderTable(
+      [
+        "contender",
+        "acq/s",
+        "p50 wait ms",
+        "p99 wait ms",
+        "max wait ms",
+        "fairness",
+        "sent/acq",
+        "exec/acq",
+        "node CPU µs/acq",
+        "redis CPU %",
+        "redis µs/acq",
+        "fails",
+        "violations"
+      ],
+      rows.map((r) => [
+        r.label,
+        int(r.acquisitionsPerSec),
+        num(r.waitMs.p50, 1),
+        num(r.waitMs.p99, 1),
+        num(Math.max(r.waitMs.max, r.unfinishedWaitMs), 1) + (r.unfinishedWaitMs > r.waitMs.max ? "*" : ""),
+        num(r.fairness),
+        num(r.sentPerAcquisition),
+        num(r.executedPerAcquisition),
+        num(r.clientCpuUsPerAcquisition, 0),
+        num(r.redisCpuPercent, 1),
+        num(r.redisCpuUsPerAcquisition, 1),
+        int(r.failures),
+        int(r.violations) + (r.overruns > 0 ? ` (${r.overruns} overrun)` : "")
+      ])
+    ),
+    "",
+    renderTable(
+      ["executed per acquisition (commandstats)", "", "per-client acquisitions"],
+      rows.map((r) => [r.label, perUnit(r.executed, r.acquisitions), r.perClient.join(" ")])
+    ),
+    rows.some((r) => r.unfinishedWaitMs > r.waitMs.max)
+      ? "* a wait still unfinished when its round ended (a starving client) is longer than any completed one"
+      : "",
+    ...rows.flatMap((r) =>
+      Object.entries(r.errors).slice(0, 2).map(([e, n]) => `  ${r.label}: ${n} × ${e}`)
+    )
+  ].join("\n")
+
+export const contendedTargets = (scenario: string, rows: ReadonlyArray<ContendedRow>): Array<Target> => {
+  const targets: Array<Target> = []
+  const withLock = rows.find((r) => r.id === "effect-lock:withLock")
+  if (withLock !== undefined) {
+    targets.push(
+      atMost(scenario, "effect-lock withLock max wait, ms", Math.max(withLock.waitMs.max, withLock.unfinishedWaitMs), 50),
+      atLeast(scenario, "effect-lock withLock fairness (min/max per client)", withLock.fairness, 0.7),
+      atMost(scenario, "effect-lock withLock commands sent per acquisition", withLock.sentPerAcquisition, 3),
+      atMost(
+        scenario,
+        "effect-lock withLock commands executed per acquisition",
+        withLock.executedPerAcquisition,
+        3,
+        "INFO commandstats, Lua-internal calls included"
+      )
+    )
+  }
+  targets.push(
+    atMost(
+      scenario,
+      "mutual-exclusion violations, all contenders",
+      rows.reduce((n, r) => n + r.violations, 0),
+      0
+    )
+  )
+  return targets
+}
