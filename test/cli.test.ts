@@ -3,12 +3,20 @@
  * bin/effect-lock.js`), real commands, the test run's real Redis. Each test has
  * its own namespace and temp directory; every process is killed afterwards.
  */
+import { it as itEffect } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as TestClock from "effect/TestClock"
 import { Redis } from "ioredis"
 import { randomUUID } from "node:crypto"
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import * as DurationParser from "../src/cli/duration.js"
+import * as Progress from "../src/cli/progress.js"
 import { cliEnv, isAlive, killAll, runCli, startCli, waitFor } from "./support/cli.js"
 import { redisUrl } from "./support/redisUrl.js"
 
@@ -46,7 +54,7 @@ const rawKey = (key: string) => `${namespace}:${key}`
 const holder = (name: string) =>
   shell(`echo $$ > "$1/${name}.pid"; while [ ! -e "$1/${name}.stop" ]; do sleep 0.05; done`)
 
-describe("effect-lock exec", () => {
+describe("effect-lock exec", { timeout: 60_000 }, () => {
   it("runs two commands on one key one after the other", async () => {
     const log = file("log")
     // Each command appends its start and end time (ms) around a 1 s sleep.
@@ -81,6 +89,19 @@ describe("effect-lock exec", () => {
     expect(conflict.code).toBe(1)
     expect(conflict.stderr.trim()).toBe(`effect-lock: lock "busy" is held elsewhere`)
     expect(custom.code).toBe(9)
+
+    // SIGINT while waiting aborts the wait (130) and never runs the command.
+    const waiter = startCli(["exec", "busy", "--wait", "20s", "--", ...shell(`touch "$1/waiter-ran"`)], { env })
+    // Each CLI subscribes to the namespace's release channel once connected (after taking over signals).
+    const channel = `${namespace}:__released__`
+    const subscribers = async () => Number(((await redis.pubsub("NUMSUB", channel)) as Array<unknown>)[1])
+    await waitFor("the waiter to connect", async () => (await subscribers()) >= 2)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    waiter.kill("SIGINT")
+    const aborted = await waiter.result
+    expect(aborted.code).toBe(130)
+    expect(existsSync(file("waiter-ran"))).toBe(false)
+    expect(await redis.exists(rawKey("busy"))).toBe(1)
 
     writeFileSync(file("holder.stop"), "")
     expect((await holding.result).code).toBe(0)
@@ -175,7 +196,7 @@ describe("effect-lock exec", () => {
   })
 })
 
-describe("effect-lock status / release", () => {
+describe("effect-lock status / release", { timeout: 60_000 }, () => {
   it("status shows held/free and the fence; release refuses without --force", async () => {
     const holding = startCli(["exec", "inspect", "--ttl", "2s", "--kill-grace", "200ms", "--", ...holder("holder")], {
       env
@@ -233,4 +254,39 @@ describe("effect-lock status / release", () => {
       expect(result.stdout).toContain("EXAMPLES")
     }
   })
+})
+
+describe("effect-lock internals", () => {
+  it("reads durations: short units, compounds, Effect's spelling; no bare numbers", () => {
+    const millis = (text: string) => Either.map(DurationParser.parse(text), Duration.toMillis)
+    expect(millis("500ms")).toEqual(Either.right(500))
+    expect(millis("30s")).toEqual(Either.right(30_000))
+    expect(millis("2m")).toEqual(Either.right(120_000))
+    expect(millis("1m30s")).toEqual(Either.right(90_000))
+    expect(millis("1.5h")).toEqual(Either.right(5_400_000))
+    expect(millis("30 seconds")).toEqual(Either.right(30_000))
+    expect(millis("1 minute")).toEqual(Either.right(60_000))
+    expect(millis("0")).toEqual(Either.right(0))
+    for (const bad of ["30", "-1s", "abc", "", "5 parsecs", "1x"]) {
+      expect(Either.isLeft(DurationParser.parse(bad)), bad).toBe(true)
+    }
+    expect(Either.isLeft(DurationParser.parsePositive("0s"))).toBe(true)
+  })
+
+  itEffect.effect("draws the waiting line on a TTY, erases it at the end, and stays silent otherwise", () =>
+    Effect.gen(function*() {
+      const tty: Array<string> = []
+      const pipe: Array<string> = []
+      const wait = (stream: Progress.Output) =>
+        Effect.fork(Effect.sleep("3 seconds").pipe(Progress.whileWaiting("jobs", { stream })))
+      const fibers = [
+        yield* wait({ isTTY: true, write: (chunk) => tty.push(chunk) }),
+        yield* wait({ isTTY: false, write: (chunk) => pipe.push(chunk) })
+      ]
+      yield* TestClock.adjust("3 seconds")
+      for (const fiber of fibers) yield* Fiber.join(fiber)
+      expect(tty).toContain("\r\x1b[2Kwaiting for lock jobs… 1.0s")
+      expect(tty.at(-1)).toBe("\r\x1b[2K")
+      expect(pipe).toEqual([])
+    }))
 })

@@ -9,9 +9,15 @@ import { format } from "./duration.js"
 
 const clearLine = "\r\x1b[2K"
 
+/** The part of a `tty.WriteStream` the progress line needs. */
+export interface Output {
+  readonly isTTY?: boolean | undefined
+  readonly write: (chunk: string) => unknown
+}
+
 export interface ProgressOptions {
   /** Where to draw; default `process.stderr`. */
-  readonly stream?: NodeJS.WriteStream | undefined
+  readonly stream?: Output | undefined
   /** How long before the first line appears; default 200 ms. */
   readonly delayMillis?: number | undefined
 }

@@ -5,7 +5,6 @@
  * nothing across processes, and each CLI run is its own process.
  */
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as LockKv from "../LockKv.js"
@@ -47,7 +46,3 @@ export const connect = (
       )
     )
   })
-
-/** `connect` as the `LockKv` layer the `Lock` combinators need. */
-export const layer = (namespace: Option.Option<string>): Layer.Layer<LockKv.LockKv, CliExit> =>
-  Layer.scoped(LockKv.LockKv, connect(namespace))

@@ -42,7 +42,7 @@ export const cliEnv = (overrides: Record<string, string | undefined>): NodeJS.Pr
   return env
 }
 
-/** Starts `effect-lock <args>`; SIGKILLed if still running after `timeoutMs` (default 25 s). */
+/** Starts `effect-lock <args>`; SIGKILLed if still running after `timeoutMs` (default 45 s). */
 export const startCli = (
   args: ReadonlyArray<string>,
   options: { readonly env: NodeJS.ProcessEnv; readonly timeoutMs?: number | undefined }
@@ -61,7 +61,7 @@ export const startCli = (
     stderr += chunk.toString("utf8")
   })
   const result = new Promise<CliResult>((resolve, reject) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 25_000)
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 45_000)
     child.once("error", (error) => {
       clearTimeout(timer)
       running.delete(child)
