@@ -27,7 +27,8 @@ export class CliExit extends Data.TaggedError("CliExit")<{
 /**
  * Masks credentials in anything printed: the `user:password@` part of URLs.
  * The library already keeps secrets out of its errors; this is a second fence
- * for messages that quote configuration.
+ * for messages that quote configuration. (`[` and `]` cannot appear unescaped
+ * in a URL's userinfo, so a usage hint like `redis://[user:password@]host` stays readable.)
  */
 export const redact = (text: string): string =>
-  text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@]*@/gi, "$1***@")
+  text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@[\]]*@/gi, "$1***@")
