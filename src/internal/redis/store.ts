@@ -203,6 +203,8 @@ const closeClient = (client: Redis): Effect.Effect<void> =>
       return Effect.sync(() => client.disconnect())
     }
     return Effect.tryPromise(() => client.quit()).pipe(
+      // Runs as a scope finalizer (uninterruptible): let the timeout stop it.
+      Effect.interruptible,
       Effect.timeout(quitTimeout),
       Effect.ignore,
       // Whether QUIT was answered or not: drop the socket and any reconnect timer.
@@ -422,6 +424,10 @@ export const make = (
             return new LockKvError({ operation, message: `Redis ${operation} failed: ${describe(cause)}`, cause })
           }
         })),
+        // The lock engine calls the store from finalizers (release), which are
+        // uninterruptible: without this, the timeout below could not stop the
+        // wait for a connection that never comes back, and the call would hang.
+        Effect.interruptible,
         Effect.timeoutFail({
           duration: callTimeout,
           onTimeout: () =>
