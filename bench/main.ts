@@ -97,7 +97,14 @@ try {
     section("targets (issue 4), from this run"),
     renderTable(
       ["scenario", "measure", "value", "target", "verdict"],
-      targets.map((t) => [t.scenario, t.name + (t.note === undefined ? "" : ` (${t.note})`), num(t.value), t.target, t.verdict])
+      targets.map((t) => [
+        t.scenario,
+        t.name + (t.note === undefined ? "" : ` (${t.note})`),
+        // Enough digits that a FAIL never prints as the target itself (3.004 vs ≤ 3).
+        num(t.value, Math.abs(t.value) >= 100 ? 1 : 3),
+        t.target,
+        t.verdict
+      ])
     )
   )
   const seconds = (Date.now() - began) / 1000
