@@ -8,7 +8,7 @@ import { cpus, totalmem } from "node:os"
 import { dirname, resolve } from "node:path"
 import { startRedisServer } from "../test/support/redisServer.js"
 import { connectServerStats, installSentCounter } from "./lib/commands.js"
-import { parseArgs } from "./lib/config.js"
+import { parseArgs, type ScenarioName } from "./lib/config.js"
 import { num, renderTable, section } from "./lib/table.js"
 import type { Target } from "./lib/targets.js"
 import { runContended } from "./scenarios/contended.js"
@@ -53,49 +53,53 @@ try {
     config
   }
 
+  interface Outcome {
+    readonly json: unknown
+    readonly table: string
+    readonly targets: ReadonlyArray<Target>
+  }
+  const scenarios: Record<ScenarioName, () => Promise<Outcome>> = {
+    uncontended: async () => {
+      const { table, targets, ...json } = await runUncontended(server.url, stats, config.uncontended, log)
+      return { json, table, targets }
+    },
+    contended: async () => {
+      const { table, targets, ...json } = await runContended(server.url, stats, config.contended, log)
+      return { json, table, targets }
+    },
+    "cross-process": async () => {
+      const { table, targets, ...json } = await runCrossProcess(server.url, stats, config.crossProcess, log)
+      return { json, table, targets }
+    },
+    memory: async () => {
+      const { table, targets, ...json } = await runMemory(config.memory, log)
+      return { json, table, targets }
+    },
+    "memory-bound": async () => {
+      const { table, ...json } = await runMemoryBound(config.memoryBound, log)
+      return { json, table, targets: [] }
+    }
+  }
+
   for (const scenario of config.scenarios) {
     log(`bench: ${scenario} … (${elapsed()})`)
-    switch (scenario) {
-      case "uncontended": {
-        const result = await runUncontended(server.url, stats, config.uncontended, log)
-        results.uncontended = { rows: result.rows }
-        tables.push(result.table)
-        targets.push(...result.targets)
-        break
-      }
-      case "contended": {
-        const result = await runContended(server.url, stats, config.contended, log)
-        results.contended = { rows: result.rows }
-        tables.push(result.table)
-        targets.push(...result.targets)
-        break
-      }
-      case "cross-process": {
-        const result = await runCrossProcess(server.url, stats, config.crossProcess, log)
-        results.crossProcess = { rows: result.rows }
-        tables.push(result.table)
-        targets.push(...result.targets)
-        break
-      }
-      case "memory": {
-        const result = await runMemory(config.memory, log)
-        results.memory = { rows: result.rows, ratios: result.ratios }
-        tables.push(result.table)
-        targets.push(...result.targets)
-        break
-      }
-      case "memory-bound": {
-        const { table, ...result } = await runMemoryBound(config.memoryBound, log)
-        results.memoryBound = result
-        tables.push(table)
-        break
-      }
+    try {
+      const outcome = await scenarios[scenario]()
+      results[scenario] = outcome.json
+      tables.push(outcome.table)
+      targets.push(...outcome.targets)
+    } catch (error) {
+      // One broken scenario (or contender) must not cost the others' figures.
+      const message = error instanceof Error ? error.stack ?? error.message : String(error)
+      log(`bench: ${scenario} failed: ${message}`)
+      results[scenario] = { error: message }
+      tables.push(section(scenario), `FAILED: ${message.split("\n")[0]}`)
     }
   }
 
   tables.push(
     section("targets (issue 4), from this run"),
-    renderTable(
+    targets.length === 0 ? "(none in the scenarios run)" : renderTable(
       ["scenario", "measure", "value", "target", "verdict"],
       targets.map((t) => [
         t.scenario,

@@ -3,7 +3,8 @@
  * `node --cpu-prof` profile of the uncontended effect-lock loop of scenario (a)
  * (`memory`: the same loop on `LockKv.layerMemory`), and a summary of the
  * functions with the most self time, and of effect-lock's own code by
- * inclusive time.
+ * inclusive time. For effect-lock it also counts, after the profiled window,
+ * the fibers started and the bytes allocated per cycle.
  *
  * It re-runs itself as `node --cpu-prof --import tsx bench/profile.ts --child …`;
  * the child starts a redis-server through the test harness, warms up, runs the
@@ -49,6 +50,13 @@ interface LoopWindow {
   readonly endUs: number
   readonly cycles: number
   readonly contender: string
+  readonly census?: Census | undefined
+}
+/** Per effect-lock cycle, measured after the profiled window. */
+interface Census {
+  readonly fibersPerCycle: number
+  /** Bytes allocated per cycle, from V8's sampling heap profiler (collected objects included). */
+  readonly bytesPerCycle: number
 }
 interface SourceMap {
   readonly mappings: string
@@ -187,6 +195,12 @@ const summarize = (profile: CpuProfile, window: LoopWindow | undefined, maps: Re
         `${(total / Math.max(1, window.cycles)).toFixed(0)} µs of samples per cycle`
     )
   }
+  if (window?.census !== undefined) {
+    lines.push(
+      `per cycle, outside the profiled window: ${window.census.fibersPerCycle.toFixed(1)} fibers started, ` +
+        `~${(window.census.bytesPerCycle / 1024).toFixed(0)} KiB allocated (sampled)`
+    )
+  }
   lines.push("", "self time by package:", ...top(areaUs, 12))
   lines.push("", "top self-time functions:", ...top(selfUs, 30))
   lines.push("", "effect-lock functions by inclusive time (.ts lines via tsx's source maps):", ...top(inclusiveSrcUs, 20))
@@ -206,6 +220,67 @@ const memoryClient = async (): Promise<RedisClient> => {
   return {
     runLoop: (spec) => runtime.runPromise(effectLoop((section) => Lock.withLock(section, "bench:profile"), spec)),
     close: () => runtime.dispose()
+  }
+}
+
+/**
+ * Fibers started and bytes allocated per effect-lock cycle (`withLock` or scoped
+ * `acquire`, on Redis or memory), 1,000 cycles each, after the profiled window.
+ */
+const takeCensus = async (contenderId: string, url: string): Promise<Census | undefined> => {
+  const form = contenderId === "memory" || contenderId === "effect-lock:withLock"
+    ? "withLock"
+    : contenderId === "effect-lock:acquire"
+    ? "acquire"
+    : undefined
+  if (form === undefined) return undefined
+  const { Lock, LockKv } = await import("../src/index.js")
+  const Effect = await import("effect/Effect")
+  const Layer = await import("effect/Layer")
+  const ManagedRuntime = await import("effect/ManagedRuntime")
+  const Supervisor = await import("effect/Supervisor")
+  const { Session } = await import("node:inspector")
+  class Counter extends Supervisor.AbstractSupervisor<void> {
+    started = 0
+    value = Effect.void
+    override onStart(): void {
+      this.started++
+    }
+  }
+  const runtime = ManagedRuntime.make(
+    contenderId === "memory"
+      ? LockKv.layerMemory
+      : LockKv.layerRedis({ url, namespace: "bench-census" }).pipe(Layer.orDie)
+  )
+  const cycle = form === "withLock"
+    ? Lock.withLock(Effect.void, "bench:census")
+    : Effect.scoped(Lock.acquire("bench:census"))
+  const cycles = 1_000
+  const run = (effect: typeof cycle) => runtime.runPromise(Effect.repeatN(effect, cycles - 1))
+  try {
+    await run(cycle)
+    const counter = new Counter()
+    await run(cycle.pipe(Effect.supervised(counter)))
+    const session = new Session()
+    session.connect()
+    const post = (method: string, params?: object) =>
+      new Promise<unknown>((resolve, reject) =>
+        session.post(method, params, (error, result) => (error === null ? resolve(result) : reject(error)))
+      )
+    await post("HeapProfiler.startSampling", {
+      samplingInterval: 512,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true
+    })
+    await run(cycle)
+    const sampled = await post("HeapProfiler.stopSampling") as {
+      readonly profile: { readonly samples: ReadonlyArray<{ readonly size: number }> }
+    }
+    session.disconnect()
+    const bytes = sampled.profile.samples.reduce((sum, sample) => sum + sample.size, 0)
+    return { fibersPerCycle: counter.started / cycles, bytesPerCycle: bytes / cycles }
+  } finally {
+    await runtime.dispose()
   }
 }
 
@@ -244,7 +319,8 @@ const child = async (seconds: number, contenderId: string) => {
     await client.runLoop({ until: now() + seconds * 1000, holdMs: 0, probe: undefined, stats })
     const endUs = Number(process.hrtime.bigint() / 1000n)
     await client.close()
-    const window: LoopWindow = { startUs, endUs, cycles: stats.acquisitions, contender: contenderId }
+    const census = await takeCensus(contenderId, server.url)
+    const window: LoopWindow = { startUs, endUs, cycles: stats.acquisitions, contender: contenderId, census }
     writeFileSync(windowFile, JSON.stringify(window))
     await saveSourceMaps()
   } finally {
