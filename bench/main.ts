@@ -3,6 +3,7 @@
  * selected scenarios, prints the tables to stdout (progress goes to stderr) and
  * writes the JSON.
  */
+import { spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { cpus, totalmem } from "node:os"
 import { dirname, resolve } from "node:path"
@@ -32,6 +33,14 @@ const log = (line: string) => process.stderr.write(`${line}\n`)
 const began = Date.now()
 const elapsed = () => `${((Date.now() - began) / 1000).toFixed(1)} s`
 
+/** The tree measured: HEAD and the files of src/ that differ from it (the engine changes under the bench). */
+const tree = (() => {
+  const git = (...args: Array<string>) => spawnSync("git", args, { encoding: "utf8" }).stdout?.trimEnd() ?? ""
+  const head = git("rev-parse", "--short", "HEAD")
+  const dirty = git("status", "--porcelain", "--", "src").split("\n").filter((l) => l !== "").map((l) => l.slice(3))
+  return { head, dirtySrc: dirty }
+})()
+
 const server = await startRedisServer()
 const stats = await connectServerStats(server.url)
 const results: Record<string, unknown> = {}
@@ -50,6 +59,7 @@ try {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model,
     memoryGiB: Math.round(totalmem() / 2 ** 30),
+    tree,
     config
   }
 
@@ -112,7 +122,11 @@ try {
     )
   )
   const seconds = (Date.now() - began) / 1000
-  tables.push(`\nbench finished in ${seconds.toFixed(1)} s (${config.quick ? "--quick" : "full run"}); JSON: ${config.output}`)
+  tables.push(
+    `\nbench finished in ${seconds.toFixed(1)} s (${config.quick ? "--quick" : "full run"}) on ${tree.head}` +
+      (tree.dirtySrc.length === 0 ? "" : ` + uncommitted ${tree.dirtySrc.join(", ")}`) +
+      `; JSON: ${config.output}`
+  )
   results.targets = targets
   results.durationSeconds = seconds
   console.log(tables.join("\n"))
