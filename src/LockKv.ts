@@ -63,6 +63,19 @@ export type AcquireResult =
   | { readonly _tag: "Held"; readonly remaining: Option.Option<Duration.Duration> }
 
 /**
+ * A registration for release notifications of one key (see `watchReleases`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReleaseWatcher {
+  /** Completes once a release has woken this waiter since `next` last completed. */
+  readonly next: Effect.Effect<void>
+  /** Stops listening. Idempotent. */
+  readonly close: () => void
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -91,6 +104,11 @@ export declare namespace LockKv {
     readonly backend: "redis" | "memory"
     /** The key prefix: keys are stored as `<namespace>:<key>`. */
     readonly namespace: string
+    /**
+     * The store's lifetime: it closes when the store is released. The lock
+     * engine runs its background work (renewals, validity deadlines) in it.
+     */
+    readonly lifetime: Scope.Scope
     /** The value at `key`, if any. */
     readonly get: (key: string) => Effect.Effect<Option.Option<string>, LockKvError | InvalidArgument>
     /** Writes `value`; `true` when written (NX/XX may refuse, as in Redis). */
@@ -138,13 +156,13 @@ export declare namespace LockKv {
     /** The last fencing token handed out for `key`, if any. */
     readonly fence: (key: string) => Effect.Effect<Option.Option<number>, LockKvError | InvalidArgument>
     /**
-     * Starts listening for releases of `key` for the lifetime of the Scope, as
-     * the waiter `token`. The returned effect completes once a release has
-     * woken this waiter since it last completed (a release between
-     * registration and waiting is not lost). Notifications are a hint: they may
-     * be missed, so waiters also wake when the holder's TTL ends.
+     * Starts listening for releases of `key` as the waiter `token`, until the
+     * watcher is closed. `next` completes once a release has woken this waiter
+     * since it last completed (a release between registration and waiting is
+     * not lost). Notifications are a hint: they may be missed, so waiters also
+     * wake when the holder's TTL ends.
      */
-    readonly watchReleases: (key: string, token: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
+    readonly watchReleases: (key: string, token: string) => Effect.Effect<ReleaseWatcher>
   }
 
   /**

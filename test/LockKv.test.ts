@@ -110,8 +110,8 @@ for (const backend of backends) {
     backend.test("release wakes the watchers of that key only", () =>
       run(Effect.scoped(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
-        const watchA = yield* kv.watchReleases("wa", "watcher-a")
-        const watchB = yield* kv.watchReleases("wb", "watcher-b")
+        const watchA = (yield* kv.watchReleases("wa", "watcher-a")).next
+        const watchB = (yield* kv.watchReleases("wb", "watcher-b")).next
         yield* kv.acquire("wa", "t", Duration.millis(5000))
         yield* kv.release("wa", "t")
         yield* Effect.timeoutFail(watchA, { duration: "2 seconds", onTimeout: () => "no wake-up" })

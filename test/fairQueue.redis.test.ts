@@ -16,8 +16,8 @@ describe("fair queue (redis store)", () => {
       expect((yield* kv.acquire("q", "holder", ttl, place))._tag).toBe("Acquired")
       expect((yield* kv.acquire("q", "w1", ttl, place))._tag).toBe("Held")
       expect((yield* kv.acquire("q", "w2", ttl, place))._tag).toBe("Held")
-      const wake1 = yield* kv.watchReleases("q", "w1")
-      const wake2 = yield* kv.watchReleases("q", "w2")
+      const wake1 = (yield* kv.watchReleases("q", "w1")).next
+      const wake2 = (yield* kv.watchReleases("q", "w2")).next
       expect(yield* kv.release("q", "holder")).toBe(true)
       // Only the head is told.
       expect(yield* Effect.timeoutOption(wake1, "2 seconds")).toEqual(Option.some(undefined))
@@ -43,7 +43,7 @@ describe("fair queue (redis store)", () => {
       yield* kv.acquire("l", "holder", ttl, place)
       yield* kv.acquire("l", "w1", ttl, place)
       yield* kv.acquire("l", "w2", ttl, place)
-      const wake2 = yield* kv.watchReleases("l", "w2")
+      const wake2 = (yield* kv.watchReleases("l", "w2")).next
       // w1 gives up while the lock is held: nobody is told yet.
       expect(yield* kv.release("l", "w1")).toBe(false)
       expect(yield* Effect.timeoutOption(wake2, "200 millis")).toEqual(Option.none())

@@ -193,9 +193,9 @@ describe("Redis store: release notifications", () => {
       })
       yield* Effect.promise(() => raw.subscribe(releaseChannel(ns)))
 
-      const sameStore = yield* kv.watchReleases("w", "waiter-1")
-      const otherStore = yield* other.watchReleases("w", "waiter-2")
-      const unrelated = yield* kv.watchReleases("unrelated", "waiter-3")
+      const sameStore = (yield* kv.watchReleases("w", "waiter-1")).next
+      const otherStore = (yield* other.watchReleases("w", "waiter-2")).next
+      const unrelated = (yield* kv.watchReleases("unrelated", "waiter-3")).next
 
       yield* kv.acquire("w", "t", Duration.seconds(5))
       // A failed release (wrong token) announces nothing.
@@ -216,7 +216,7 @@ describe("Redis store: release notifications", () => {
       const server = yield* redisServerScoped()
       const raw = yield* rawClient(server.url)
       const kv = yield* LockKv.makeRedis({ url: server.url, namespace: freshNamespace() })
-      for (let i = 0; i < 20; i++) yield* kv.watchReleases(`k${i}`, `t${i}`)
+      for (let i = 0; i < 20; i++) (yield* kv.watchReleases(`k${i}`, `t${i}`)).next
       const names = yield* clientNames(raw)
       expect(countNamed(names, "effect-lock")).toBe(1)
       expect(countNamed(names, "effect-lock-sub")).toBe(1)
@@ -346,7 +346,7 @@ describe("Redis store: losing the server", () => {
       expect(yield* kv.set("probe", "3")).toBe(true)
 
       // The subscriber re-subscribed too: a release wakes a watcher again (bounded retries).
-      const wait = yield* kv.watchReleases("after-restart", "w")
+      const wait = (yield* kv.watchReleases("after-restart", "w")).next
       let woken = false
       for (let i = 0; i < 30 && !woken; i++) {
         yield* kv.acquire("after-restart", "t", Duration.seconds(5))

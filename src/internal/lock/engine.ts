@@ -1,7 +1,7 @@
 import * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -9,13 +9,16 @@ import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
-import type { LockKv as LockKvNs } from "../../LockKv.js"
+import type { LockKv as LockKvNs, ReleaseWatcher } from "../../LockKv.js"
 import { LockKv } from "../../LockKv.js"
 import { InvalidArgument, type LockKvError } from "../errors.js"
 import { validateKey, validateTtl } from "../keys.js"
 import { LockLost, LockNotAcquired } from "./errors.js"
+import { type Lease } from "./leases.js"
+import * as leases from "./leases.js"
 import * as localQueue from "./localQueue.js"
 import * as metrics from "./metrics.js"
+import { withSpan } from "./tracing.js"
 
 /** Options of `Lock.acquire` / `withLock` / `tryWithLock`, as the caller wrote them. */
 export interface Options {
@@ -72,18 +75,19 @@ const validateWait = (wait: unknown): Effect.Effect<Duration.Duration, InvalidAr
 }
 
 const validate = (key: string, options: Options | undefined): Effect.Effect<Settings, InvalidArgument> =>
-  Effect.all({
-    key: validateKey(key),
-    ttl: options?.ttl === undefined ? Effect.succeed(defaultTtl) : validateTtl(options.ttl),
-    wait: validateWait(options?.wait),
-    retry: options?.retry === undefined || Schedule.isSchedule(options.retry)
-      ? Effect.succeed(options?.retry ?? defaultRetry)
-      : Effect.fail(new InvalidArgument({ argument: "retry", message: "retry must be a Schedule" })),
-    autoExtend: Effect.succeed(options?.autoExtend ?? true)
+  Effect.gen(function*() {
+    const retry = options?.retry ?? defaultRetry
+    if (!Schedule.isSchedule(retry)) {
+      return yield* new InvalidArgument({ argument: "retry", message: "retry must be a Schedule" })
+    }
+    return {
+      key: yield* validateKey(key),
+      ttl: options?.ttl === undefined ? defaultTtl : yield* validateTtl(options.ttl),
+      wait: yield* validateWait(options?.wait),
+      retry,
+      autoExtend: options?.autoExtend ?? true
+    }
   })
-
-/** Time a lock is trusted for after the command that set its TTL was sent: ttl − (1 % of ttl + 30 ms). */
-export const validityMillis = (ttlMillis: number): number => Math.max(0, ttlMillis - (ttlMillis * 0.01 + 30))
 
 /** An owner token: 128 random bits from the OS CSPRNG, never a counter or a timestamp. */
 export const makeToken = (): string => randomUUID()
@@ -143,7 +147,7 @@ const acquireLoop = (
   deadline: number,
   backoff: (now: number) => Effect.Effect<Option.Option<number>>,
   outcome: { current: Outcome }
-): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument, Scope.Scope> =>
+): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> =>
   Effect.gen(function*() {
     const { key, ttl } = settings
     const now0 = yield* Clock.currentTimeMillis
@@ -164,10 +168,25 @@ const acquireLoop = (
     })
 
     // Listen before the first try, so that a release right after it is not missed.
-    const nextRelease = waits ? yield* store.watchReleases(key, token) : Effect.void
+    const watcher = waits ? yield* store.watchReleases(key, token) : undefined
+    return yield* tryLoop(settings, deadline, backoff, tryOnce, watcher).pipe(
+      Effect.ensuring(Effect.sync(() => watcher?.close()))
+    )
+  })
+
+/** The tries of `acquireLoop`, while `watcher` (if any) listens for releases. */
+const tryLoop = (
+  settings: Settings,
+  deadline: number,
+  backoff: (now: number) => Effect.Effect<Option.Option<number>>,
+  tryOnce: Effect.Effect<Attempt, LockKvError | InvalidArgument>,
+  watcher: ReleaseWatcher | undefined
+): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> =>
+  Effect.gen(function*() {
+    const { key } = settings
     const first = yield* tryOnce
     if (first._tag === "Acquired") return first.acquired
-    if (!waits) return yield* notAcquired(key)
+    if (watcher === undefined) return yield* notAcquired(key)
 
     let remaining = first.remaining
     while (true) {
@@ -179,7 +198,7 @@ const acquireLoop = (
       // Never sleep past the holder's TTL (+1 ms so the key is surely gone) or past the deadline.
       const ttlEnd = Option.match(remaining, { onNone: () => Infinity, onSome: (d) => Duration.toMillis(d) + 1 })
       const delay = Math.min(scheduled, ttlEnd, queueRefreshMillis, deadline - now)
-      yield* Effect.raceFirst(Effect.sleep(Duration.millis(delay)), nextRelease)
+      yield* Effect.raceFirst(Effect.sleep(Duration.millis(delay)), watcher.next)
       const attempt = yield* tryOnce
       if (attempt._tag === "Acquired") return attempt.acquired
       remaining = attempt.remaining
@@ -188,8 +207,9 @@ const acquireLoop = (
 
 /**
  * Acquires `key` in the current Scope: the lock is released when the Scope closes,
- * whatever its exit. While held, a background fiber renews it (when `autoExtend`)
- * and a watchdog declares it lost when no renewal is confirmed within its validity.
+ * whatever its exit. While held, the store's lease manager renews it (when
+ * `autoExtend`) and declares it lost when no renewal is confirmed within its
+ * validity (see leases.ts).
  */
 export const acquire = (
   key: string,
@@ -210,20 +230,20 @@ export const acquire = (
     if (Option.isNone(turn)) return yield* notAcquired(key)
     const passTurn = Effect.sync(turn.value.pass)
 
-    let background: Fiber.RuntimeFiber<void> | undefined
+    let lease: Lease | undefined
     let released = false
-    let heldSince: number | undefined
-    const stopBackground = Effect.suspend(() => background === undefined ? Effect.void : Fiber.interrupt(background))
     // Deletes only our own token (or our place in the queue), so it is safe whatever happened meanwhile.
     const releaseStore: Effect.Effect<boolean, LockKvError> = Effect.suspend(() => {
-      if (released || outcome.current === "none") return Effect.succeed(false)
+      if (released) return Effect.succeed(false)
       released = true
-      const recordHold = heldSince === undefined
+      if (lease !== undefined) leases.untrack(store, lease)
+      if (outcome.current === "none") return Effect.succeed(false)
+      const recordHold = lease === undefined
         ? Effect.void
-        : Effect.flatMap(Clock.currentTimeMillis, (now) => metrics.recordHoldTime(store.backend, now - heldSince!))
+        : Effect.flatMap(Clock.currentTimeMillis, (now) => metrics.recordHoldTime(store.backend, now - heldSince))
       return Effect.zipRight(recordHold, store.release(key, token)).pipe(
         Effect.catchTag("InvalidArgument", () => Effect.succeed(false)),
-        Effect.withSpan("effect-lock.release", { attributes: { "lock.key": key }, captureStackTrace: false })
+        withSpan("effect-lock.release", { "lock.key": key })
       )
     })
     // Registered before the first try: an attempt whose outcome is unknown
@@ -231,7 +251,7 @@ export const acquire = (
     // A failed release never fails the section: the key then expires by its TTL.
     yield* Scope.addFinalizer(
       scope,
-      Effect.zipRight(stopBackground, releaseStore).pipe(
+      releaseStore.pipe(
         Effect.catchAll((error) =>
           Effect.logDebug("effect-lock: release failed; the key will expire by its TTL", error.message)
         ),
@@ -240,101 +260,62 @@ export const acquire = (
     )
 
     const acquired = yield* acquireLoop(store, settings, token, deadline, backoff, outcome).pipe(
-      Effect.scoped,
-      Effect.withSpan("effect-lock.acquire", {
-        attributes: { "lock.key": key, "lock.backend": store.backend },
-        captureStackTrace: false
-      })
+      withSpan("effect-lock.acquire", { "lock.key": key, "lock.backend": store.backend })
     )
-    heldSince = yield* Clock.currentTimeMillis
+    const heldSince = yield* Clock.currentTimeMillis
     yield* metrics.recordAcquired(store.backend, heldSince - waitStart)
 
-    const lostSignal = yield* Deferred.make<LockLost>()
-    let validUntil = acquired.sentAt + validityMillis(Duration.toMillis(settings.ttl))
-    let lastSent = acquired.sentAt
-    let lastError: LockKvError | undefined
-
-    const declareLost = (message: string, cause?: unknown) =>
-      Effect.suspend(() => {
-        const error = new LockLost({ key, message, ...(cause === undefined ? {} : { cause }) })
-        return Deferred.succeed(lostSignal, error).pipe(
-          // The lock is gone: let the next fiber of this process try.
-          Effect.tap((first) => first ? Effect.zipRight(metrics.recordLost(store.backend), passTurn) : Effect.void),
-          Effect.zipRight(Deferred.await(lostSignal))
-        )
-      })
-
-    /** One compare-and-expire; moves the validity deadline only when confirmed. */
-    const renewOnce = (ttl: Duration.Duration): Effect.Effect<void, LockLost | LockKvError | InvalidArgument> =>
-      Effect.gen(function*() {
-        const sentAt = yield* Clock.currentTimeMillis
-        const ok = yield* store.compareAndExpire(key, token, ttl).pipe(
-          Effect.withSpan("effect-lock.extend", { attributes: { "lock.key": key }, captureStackTrace: false })
-        )
-        if (!ok) return yield* Effect.flip(declareLost(`lock "${key}" was taken or expired`))
-        if (!(yield* Deferred.isDone(lostSignal))) {
-          validUntil = Math.max(validUntil, sentAt + validityMillis(Duration.toMillis(ttl)))
-          lastSent = Math.max(lastSent, sentAt)
-          lastError = undefined
-        }
-      })
-
-    const renewEvery = Duration.toMillis(settings.ttl) / 3
-    // After a failed renewal, try again soon: the lock is still valid for a while.
-    const retryEvery = Math.max(1, Math.min(renewEvery / 4, 500))
-    const renewLoop: Effect.Effect<void> = Effect.gen(function*() {
-      while (true) {
-        const now = yield* Clock.currentTimeMillis
-        const due = lastError === undefined ? lastSent + renewEvery : now + retryEvery
-        if (due > now) yield* Effect.sleep(Duration.millis(due - now))
-        const result = yield* Effect.either(renewOnce(settings.ttl))
-        if (result._tag === "Left") {
-          if (result.left._tag === "LockLost") return
-          if (result.left._tag === "LockKvError") lastError = result.left
-        }
-      }
+    const held = leases.makeLease({
+      key,
+      token,
+      ttlMillis: Duration.toMillis(settings.ttl),
+      autoExtend: settings.autoExtend,
+      sentAt: acquired.sentAt
     })
-
-    // Fires at the validity deadline even while a renewal is still in flight.
-    const watchdog: Effect.Effect<void> = Effect.gen(function*() {
-      while (true) {
-        const now = yield* Clock.currentTimeMillis
-        if (now >= validUntil) {
-          yield* declareLost(`lock "${key}" could not be confirmed before it would expire`, lastError)
-          return
-        }
-        yield* Effect.sleep(Duration.millis(validUntil - now))
-      }
-    })
-
-    background = yield* Effect.forkDaemon(
-      Effect.raceAll([
-        watchdog,
-        Effect.asVoid(Deferred.await(lostSignal)),
-        ...(settings.autoExtend ? [renewLoop] : [])
-      ])
-    )
+    // The lock is gone: let the next fiber of this process try.
+    held.onLost.push(turn.value.pass)
+    lease = held
+    yield* leases.track(store, held)
 
     const handle: Handle = {
       key,
       token,
       fence: acquired.fence,
-      lost: Deferred.await(lostSignal),
+      lost: leases.awaitLost(held),
       extend: (ttl) =>
         Effect.gen(function*() {
-          const lost = yield* Deferred.poll(lostSignal)
-          if (Option.isSome(lost)) return yield* Effect.flip(lost.value)
+          if (held.lostError !== undefined) return yield* held.lostError
           if (released) return yield* new LockLost({ key, message: `lock "${key}" was released` })
-          yield* renewOnce(ttl === undefined ? settings.ttl : yield* validateTtl(ttl))
+          const millis = ttl === undefined ? held.ttlMillis : Duration.toMillis(yield* validateTtl(ttl))
+          yield* leases.renew(store, held, millis)
         }),
-      release: Effect.zipRight(stopBackground, releaseStore)
+      release: releaseStore
     }
+    handles.set(handle, held)
     return handle
   })
 
-/** Runs `effect` under a held lock; interrupts it and fails with `LockLost` if the lock is lost. */
+/** The lease behind each handle, for `withLock` to interrupt its effect on loss. */
+const handles = new WeakMap<Handle, Lease>()
+
+/**
+ * Runs `effect` under a held lock, in a child fiber that the lease interrupts
+ * when the lock is lost; the result is then `LockLost`.
+ */
 const runHeld = <A, E, R>(effect: Effect.Effect<A, E, R>, handle: Handle): Effect.Effect<A, E | LockLost, R> =>
-  Effect.raceFirst(effect, Effect.flatMap(handle.lost, Effect.fail))
+  Effect.gen(function*() {
+    const lease = handles.get(handle)!
+    const fiber = yield* Effect.fork(effect)
+    yield* Effect.sync(() => {
+      const interrupt = () => fiber.unsafeInterruptAsFork(fiber.id())
+      // Still inside the scope, `done` can only mean lost: then at once.
+      if (lease.done) interrupt()
+      else lease.onLost.push(interrupt)
+    })
+    const exit = yield* Fiber.await(fiber)
+    if (lease.lostError !== undefined && Exit.isInterrupted(exit)) return yield* lease.lostError
+    return yield* exit
+  })
 
 /** Runs `effect` while holding `key`; interrupts it and fails with `LockLost` if the lock is lost. */
 export const withLock = <A, E, R>(

@@ -133,6 +133,7 @@ export const make = (
 
     return {
       backend: "memory",
+      lifetime: yield* Effect.scope,
       namespace,
       get,
       set,

@@ -450,8 +450,10 @@ export const make = (
     const toRemaining = (millis: number): Option.Option<Duration.Duration> =>
       millis >= 0 ? Option.some(Duration.millis(millis)) : Option.none()
 
+    const lifetime = yield* Effect.scope
     return {
       backend: "redis",
+      lifetime,
       namespace,
       get: (key) =>
         Effect.flatMap(full(key), (k) => call("get", () => client.get(k))).pipe(Effect.map(Option.fromNullable)),

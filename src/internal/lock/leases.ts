@@ -1,0 +1,221 @@
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type { LockKv } from "../../LockKv.js"
+import type { LockKvError } from "../errors.js"
+import { LockLost } from "./errors.js"
+import * as metrics from "./metrics.js"
+import { withSpan } from "./tracing.js"
+
+/**
+ * The bookkeeping of one held lock. Renewal and the validity deadline of every
+ * lock of a store are driven by one manager fiber per store (below), so that
+ * taking a lock forks nothing: an uncontended acquire/release costs two store
+ * calls and a few map updates.
+ */
+export interface Lease {
+  readonly key: string
+  readonly token: string
+  /** The TTL every automatic renewal sets. */
+  readonly ttlMillis: number
+  readonly autoExtend: boolean
+  /** Clock millis until which the lock is trusted: last confirmed send + ttl − margin. */
+  validUntil: number
+  /** Clock millis at which the last confirmed acquiring/renewing command was sent. */
+  lastSent: number
+  /** Set while a renewal is in flight. */
+  renewing: boolean
+  /** The error of the last failed renewal, while no renewal has succeeded since. */
+  lastError: LockKvError | undefined
+  lastAttempt: number
+  /** Released or lost: no renewal, no deadline any more. */
+  done: boolean
+  /** Set once when the lock is declared lost. */
+  lostError: LockLost | undefined
+  /** Made on first `awaitLost` only: most locks are never watched for loss. */
+  lostSignal: Deferred.Deferred<LockLost> | undefined
+  /** Called once when the lock is declared lost (interrupts the protected effect, hands on the local turn). */
+  onLost: Array<() => void>
+}
+
+/** Time a lock is trusted for after the command that set its TTL was sent: ttl − (1 % of ttl + 30 ms). */
+export const validityMillis = (ttlMillis: number): number => Math.max(0, ttlMillis - (ttlMillis * 0.01 + 30))
+
+export const makeLease = (options: {
+  readonly key: string
+  readonly token: string
+  readonly ttlMillis: number
+  readonly autoExtend: boolean
+  readonly sentAt: number
+}): Lease => ({
+  key: options.key,
+  token: options.token,
+  ttlMillis: options.ttlMillis,
+  autoExtend: options.autoExtend,
+  validUntil: options.sentAt + validityMillis(options.ttlMillis),
+  lastSent: options.sentAt,
+  renewing: false,
+  lastError: undefined,
+  lastAttempt: 0,
+  done: false,
+  lostError: undefined,
+  lostSignal: undefined,
+  onLost: []
+})
+
+/** Succeeds with the `LockLost` once `lease` is declared lost. */
+export const awaitLost = (lease: Lease): Effect.Effect<LockLost> =>
+  Effect.suspend(() => {
+    if (lease.lostError !== undefined) return Effect.succeed(lease.lostError)
+    lease.lostSignal ??= Deferred.unsafeMake(undefined as never)
+    return Deferred.await(lease.lostSignal)
+  })
+
+/** Declares `lease` lost (once): completes `lost`, records the metric, runs the callbacks. */
+export const declareLost = (
+  backend: LockKv.Service["backend"],
+  lease: Lease,
+  message: string,
+  cause?: unknown
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (lease.done) return Effect.void
+    lease.done = true
+    const error = new LockLost({ key: lease.key, message, ...(cause === undefined ? {} : { cause }) })
+    lease.lostError = error
+    if (lease.lostSignal !== undefined) Deferred.unsafeDone(lease.lostSignal, Effect.succeed(error))
+    for (const callback of lease.onLost) callback()
+    return metrics.recordLost(backend)
+  })
+
+/** Sends one compare-and-expire for `lease`; moves its validity deadline only when confirmed. */
+export const renew = (
+  store: LockKv.Service,
+  lease: Lease,
+  ttlMillis: number
+): Effect.Effect<void, LockLost | LockKvError> =>
+  Effect.gen(function*() {
+    const sentAt = yield* Clock.currentTimeMillis
+    const ok = yield* store.compareAndExpire(lease.key, lease.token, Duration.millis(ttlMillis)).pipe(
+      // A valid key and ttl were checked when the lock was taken.
+      Effect.catchTag("InvalidArgument", (e) => Effect.die(e)),
+      withSpan("effect-lock.extend", { "lock.key": lease.key })
+    )
+    if (!ok) {
+      yield* declareLost(store.backend, lease, `lock "${lease.key}" was taken or expired`)
+      return yield* Effect.flip(awaitLost(lease))
+    }
+    if (!lease.done) {
+      lease.validUntil = Math.max(lease.validUntil, sentAt + validityMillis(ttlMillis))
+      lease.lastSent = Math.max(lease.lastSent, sentAt)
+      lease.lastError = undefined
+    }
+  })
+
+interface Manager {
+  readonly leases: Set<Lease>
+  /** Completing it wakes the manager to look at its leases again. */
+  wake: Deferred.Deferred<void> | undefined
+  /** Clock millis the manager sleeps until (Infinity while idle). */
+  sleepingUntil: number
+}
+
+const managers = new WeakMap<LockKv.Service, Manager>()
+
+/** When the lease next needs the manager: its deadline, or its next renewal. */
+const nextDue = (lease: Lease): number => {
+  if (!lease.autoExtend || lease.renewing) return lease.validUntil
+  const renewAt = lease.lastError === undefined
+    ? lease.lastSent + lease.ttlMillis / 3
+    // After a failed renewal, try again soon: the lock is still valid for a while.
+    : lease.lastAttempt + Math.max(1, Math.min(lease.ttlMillis / 12, 500))
+  return Math.min(renewAt, lease.validUntil)
+}
+
+const wakeUp = (manager: Manager) => {
+  const wake = manager.wake
+  if (wake !== undefined) {
+    manager.wake = undefined
+    Deferred.unsafeDone(wake, Effect.void)
+  }
+}
+
+/**
+ * The manager fiber of a store: sleeps until the earliest renewal or deadline
+ * among its leases, renews (each renewal in a fiber of its own, so a slow store
+ * delays no other lock) and declares lost the leases whose deadline passed —
+ * even while their renewal is still in flight. It ends with the store.
+ */
+const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<never> =>
+  Effect.gen(function*() {
+    while (true) {
+      const wake = yield* Deferred.make<void>()
+      manager.wake = wake
+      const now = yield* Clock.currentTimeMillis
+      let next = Infinity
+      for (const lease of manager.leases) {
+        if (lease.done) {
+          manager.leases.delete(lease)
+          continue
+        }
+        if (now >= lease.validUntil) {
+          manager.leases.delete(lease)
+          yield* declareLost(
+            store.backend,
+            lease,
+            `lock "${lease.key}" could not be confirmed before it would expire`,
+            lease.lastError
+          )
+          continue
+        }
+        if (lease.autoExtend && !lease.renewing && now >= nextDue(lease)) {
+          lease.renewing = true
+          lease.lastAttempt = now
+          yield* Effect.forkIn(
+            renew(store, lease, lease.ttlMillis).pipe(
+              Effect.catchTag("LockKvError", (error) => Effect.sync(() => (lease.lastError = error))),
+              Effect.ignore,
+              Effect.ensuring(Effect.sync(() => {
+                lease.renewing = false
+                wakeUp(manager)
+              }))
+            ),
+            store.lifetime
+          )
+        }
+        next = Math.min(next, nextDue(lease))
+      }
+      manager.sleepingUntil = next
+      if (next === Infinity) {
+        yield* Deferred.await(wake)
+      } else {
+        yield* Effect.raceFirst(Deferred.await(wake), Effect.sleep(Duration.millis(Math.max(0, next - now))))
+      }
+    }
+  })
+
+/**
+ * Puts `lease` under the store's manager (started on first use in the store's
+ * lifetime, from the caller's fiber so that it reads the same Clock). Wakes the manager only when
+ * this lease is due before it would wake anyway.
+ */
+export const track = (store: LockKv.Service, lease: Lease): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    let manager = managers.get(store)
+    if (manager === undefined) {
+      const created: Manager = { leases: new Set([lease]), wake: undefined, sleepingUntil: Infinity }
+      managers.set(store, created)
+      manager = created
+      return Effect.asVoid(Effect.forkIn(runManager(store, created), store.lifetime))
+    }
+    manager.leases.add(lease)
+    if (nextDue(lease) < manager.sleepingUntil) wakeUp(manager)
+    return Effect.void
+  })
+
+/** Ends the manager's work on `lease` (released): no renewal, no deadline. */
+export const untrack = (store: LockKv.Service, lease: Lease): void => {
+  lease.done = true
+  managers.get(store)?.leases.delete(lease)
+}
