@@ -5,7 +5,13 @@ import { InvalidArgument } from "./errors.js"
 /** Longest key accepted, in UTF-16 code units: far above any sane lock name, far below Redis' 512 MB. */
 export const maxKeyLength = 1024
 
-/** Rejects keys that cannot name a lock: empty, too long, or not a string. */
+/**
+ * Separates a hash-tagged key from the suffix of its companion keys. Keys may
+ * not contain it, so no key can name another key's companion (see `companionKey`).
+ */
+const companionSeparator = "\u0000"
+
+/** Rejects keys that cannot name a lock: empty, too long, not a string, or holding a NUL character. */
 export const validateKey = (key: unknown, argument = "key"): Effect.Effect<string, InvalidArgument> => {
   if (typeof key !== "string") {
     return Effect.fail(new InvalidArgument({ argument, message: `${argument} must be a string` }))
@@ -17,6 +23,9 @@ export const validateKey = (key: unknown, argument = "key"): Effect.Effect<strin
     return Effect.fail(
       new InvalidArgument({ argument, message: `${argument} is longer than ${maxKeyLength} characters` })
     )
+  }
+  if (key.includes(companionSeparator)) {
+    return Effect.fail(new InvalidArgument({ argument, message: `${argument} must not contain a NUL character` }))
   }
   return Effect.succeed(key)
 }
@@ -54,12 +63,18 @@ const hashTag = (fullKey: string): string | undefined => {
 }
 
 /**
- * The name of a key the library keeps beside a lock key (its fencing counter),
- * placed in the same Redis Cluster slot: the key's own hash tag when it has one,
- * else the whole key wrapped as the tag.
+ * The name of a key the library keeps beside a lock key (its fencing counter,
+ * its queue of waiters), placed in the same Redis Cluster slot: the key's own
+ * hash tag when it has one, else the whole key wrapped as the tag.
+ *
+ * With a hash tag the companion must start like the lock key, i.e. with
+ * `<namespace>:`, where every lock key lives too. `<key>:fence` would then be
+ * the lock key of the caller's key `<key>:fence` (locks "{a}" and "{a}:fence"
+ * would share a Redis key, and a script would fail on the other's value), so
+ * the suffix follows a NUL character, which keys may not contain.
  */
 export const companionKey = (fullKey: string, suffix: string): string =>
-  hashTag(fullKey) !== undefined ? `${fullKey}:${suffix}` : `{${fullKey}}:${suffix}`
+  hashTag(fullKey) !== undefined ? `${fullKey}${companionSeparator}${suffix}` : `{${fullKey}}:${suffix}`
 
 /** Keys are stored as `<namespace>:<key>`. */
 export const namespaced = (namespace: string, key: string): string => `${namespace}:${key}`
