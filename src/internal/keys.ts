@@ -33,7 +33,7 @@ export const validateKey = (key: unknown, argument = "key"): Effect.Effect<strin
 /**
  * Validates a time to live from raw input: `Duration.decode` turns -1 and NaN
  * into zero quietly, so numbers (milliseconds) are checked before decoding.
- * Returns whole milliseconds, at least 1.
+ * Returns whole milliseconds, at least 1 and at most `Number.MAX_SAFE_INTEGER`.
  */
 export const validateTtl = (ttl: unknown, argument = "ttl"): Effect.Effect<Duration.Duration, InvalidArgument> => {
   const invalid = (why: string) =>
@@ -49,6 +49,8 @@ export const validateTtl = (ttl: unknown, argument = "ttl"): Effect.Effect<Durat
   if (!Duration.isFinite(decoded)) return invalid("got infinity")
   const millis = Duration.toMillis(decoded)
   if (!(millis > 0) || Number.isNaN(millis)) return invalid("got zero or less")
+  // Redis refuses a PX it cannot add to its clock, and larger numbers lose precision anyway.
+  if (millis > Number.MAX_SAFE_INTEGER) return invalid(`got more than ${Number.MAX_SAFE_INTEGER} ms`)
   // Redis PX takes whole milliseconds; round up so a sub-millisecond ttl stays positive.
   return Effect.succeed(Duration.millis(Math.ceil(millis)))
 }
