@@ -11,7 +11,13 @@ export const maxKeyLength = 1024
  */
 const companionSeparator = "\u0000"
 
-/** Rejects keys that cannot name a lock: empty, too long, not a string, or holding a NUL character. */
+/** With the `u` flag a surrogate pair is one code point: this matches only unpaired halves. */
+const loneSurrogate = /[\uD800-\uDFFF]/u
+
+/**
+ * Rejects keys that cannot name a lock: empty, too long, not a string, holding a
+ * NUL character, or not well-formed Unicode.
+ */
 export const validateKey = (key: unknown, argument = "key"): Effect.Effect<string, InvalidArgument> => {
   if (typeof key !== "string") {
     return Effect.fail(new InvalidArgument({ argument, message: `${argument} must be a string` }))
@@ -26,6 +32,12 @@ export const validateKey = (key: unknown, argument = "key"): Effect.Effect<strin
   }
   if (key.includes(companionSeparator)) {
     return Effect.fail(new InvalidArgument({ argument, message: `${argument} must not contain a NUL character` }))
+  }
+  // Redis stores UTF-8: a lone surrogate would become U+FFFD, so distinct keys would share one lock.
+  if (loneSurrogate.test(key)) {
+    return Effect.fail(
+      new InvalidArgument({ argument, message: `${argument} must be well-formed Unicode (it has a lone surrogate)` })
+    )
   }
   return Effect.succeed(key)
 }
