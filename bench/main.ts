@@ -4,7 +4,8 @@
  * writes the JSON.
  */
 import { spawnSync } from "node:child_process"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { createHash } from "node:crypto"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, totalmem } from "node:os"
 import { dirname, resolve } from "node:path"
 import { startRedisServer } from "../test/support/redisServer.js"
@@ -33,13 +34,29 @@ const log = (line: string) => process.stderr.write(`${line}\n`)
 const began = Date.now()
 const elapsed = () => `${((Date.now() - began) / 1000).toFixed(1)} s`
 
-/** The tree measured: HEAD and the files of src/ that differ from it (the engine changes under the bench). */
-const tree = (() => {
+/**
+ * The tree measured: HEAD, the files of src/ that differ from it, and a
+ * fingerprint of those differences. The engine changes under the bench while
+ * others work: the worker processes of (b') load src/ when they start, so a run
+ * during which the fingerprint changed may have measured two versions.
+ */
+const readTree = () => {
   const git = (...args: Array<string>) => spawnSync("git", args, { encoding: "utf8" }).stdout?.trimEnd() ?? ""
   const head = git("rev-parse", "--short", "HEAD")
-  const dirty = git("status", "--porcelain", "--", "src").split("\n").filter((l) => l !== "").map((l) => l.slice(3))
-  return { head, dirtySrc: dirty }
-})()
+  const status = git("status", "--porcelain", "--untracked-files=all", "--", "src")
+  const dirtySrc = status.split("\n").filter((l) => l !== "").map((l) => l.slice(3))
+  const untracked = dirtySrc.filter((f) => status.includes(`?? ${f}`)).map((f) => {
+    try {
+      return readFileSync(f, "utf8")
+    } catch {
+      return ""
+    }
+  })
+  const fingerprint = createHash("sha1").update(head).update(git("diff", "HEAD", "--", "src")).update(untracked.join("\0"))
+    .digest("hex").slice(0, 12)
+  return { head, dirtySrc, fingerprint }
+}
+const tree = readTree()
 
 const server = await startRedisServer()
 const stats = await connectServerStats(server.url)
@@ -121,6 +138,15 @@ try {
       ])
     )
   )
+  const treeAfter = readTree()
+  const changed = treeAfter.fingerprint !== tree.fingerprint
+  if (changed) {
+    tables.push(
+      `\nWARNING: src/ changed during the run (${tree.head}/${tree.fingerprint} → ${treeAfter.head}/${treeAfter.fingerprint}): ` +
+        "scenarios may have measured different versions; run again on a quiet tree."
+    )
+  }
+  results.treeAfter = treeAfter
   const seconds = (Date.now() - began) / 1000
   tables.push(
     `\nbench finished in ${seconds.toFixed(1)} s (${config.quick ? "--quick" : "full run"}) on ${tree.head}` +
