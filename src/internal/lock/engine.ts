@@ -221,7 +221,8 @@ export const acquire = (
     const scope = yield* Effect.scope
     const token = makeToken()
     const outcome: { current: Outcome } = { current: "none" }
-    const waitStart = yield* Clock.currentTimeMillis
+    const clock = yield* Effect.clock
+    const waitStart = clock.unsafeCurrentTimeMillis()
     const deadline = waitStart + Duration.toMillis(settings.wait)
 
     // Fibers of this process queue here first: one at a time contends in the store.
@@ -238,10 +239,8 @@ export const acquire = (
       released = true
       if (lease !== undefined) leases.untrack(store, lease)
       if (outcome.current === "none") return Effect.succeed(false)
-      const recordHold = lease === undefined
-        ? Effect.void
-        : Effect.flatMap(Clock.currentTimeMillis, (now) => metrics.recordHoldTime(store.backend, now - heldSince))
-      return Effect.zipRight(recordHold, store.release(key, token)).pipe(
+      if (lease !== undefined) metrics.recordHoldTime(store.backend, clock.unsafeCurrentTimeMillis() - heldSince)
+      return store.release(key, token).pipe(
         Effect.catchTag("InvalidArgument", () => Effect.succeed(false)),
         withSpan("effect-lock.release", { "lock.key": key })
       )
@@ -262,8 +261,8 @@ export const acquire = (
     const acquired = yield* acquireLoop(store, settings, token, deadline, backoff, outcome).pipe(
       withSpan("effect-lock.acquire", { "lock.key": key, "lock.backend": store.backend })
     )
-    const heldSince = yield* Clock.currentTimeMillis
-    yield* metrics.recordAcquired(store.backend, heldSince - waitStart)
+    const heldSince = clock.unsafeCurrentTimeMillis()
+    metrics.recordAcquired(store.backend, heldSince - waitStart)
 
     const held = leases.makeLease({
       key,

@@ -39,12 +39,13 @@ const forBackend = (backend: string) => ({
 const byBackend = { redis: forBackend("redis"), memory: forBackend("memory") }
 type Backend = keyof typeof byBackend
 
-export const recordContention = (backend: Backend) => Metric.increment(byBackend[backend].contention)
-export const recordLost = (backend: Backend) => Metric.increment(byBackend[backend].lost)
-export const recordAcquired = (backend: Backend, waitedMillis: number) =>
-  Effect.zipRight(
-    Metric.increment(byBackend[backend].acquisitions),
-    Metric.update(byBackend[backend].waitTime, waitedMillis)
-  )
-export const recordHoldTime = (backend: Backend, heldMillis: number) =>
-  Metric.update(byBackend[backend].holdTime, heldMillis)
+// Synchronous updates: a lock cycle records two or three of them, and as
+// effects they would cost more than the in-memory lock itself.
+export const recordContention = (backend: Backend) => Effect.sync(() => byBackend[backend].contention.unsafeUpdate(1, []))
+export const recordLost = (backend: Backend) => Effect.sync(() => byBackend[backend].lost.unsafeUpdate(1, []))
+export const recordAcquired = (backend: Backend, waitedMillis: number): void => {
+  byBackend[backend].acquisitions.unsafeUpdate(1, [])
+  byBackend[backend].waitTime.unsafeUpdate(waitedMillis, [])
+}
+export const recordHoldTime = (backend: Backend, heldMillis: number): void =>
+  byBackend[backend].holdTime.unsafeUpdate(heldMillis, [])
