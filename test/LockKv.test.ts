@@ -107,12 +107,16 @@ for (const backend of backends) {
         expect(yield* kv.fence("f")).toEqual(Option.some(second._tag === "Acquired" ? second.fence : -1))
       })))
 
-    backend.test("release wakes the watchers of that key only", () =>
+    backend.test("release wakes the waiter of that key only", () =>
       run(Effect.scoped(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const watchA = (yield* kv.watchReleases("wa", "watcher-a")).next
         const watchB = (yield* kv.watchReleases("wb", "watcher-b")).next
         yield* kv.acquire("wa", "t", Duration.millis(5000))
+        yield* kv.acquire("wb", "t", Duration.millis(5000))
+        // Both watchers wait (queued) for their key.
+        expect((yield* kv.acquire("wa", "watcher-a", Duration.millis(5000), Duration.seconds(2)))._tag).toBe("Held")
+        expect((yield* kv.acquire("wb", "watcher-b", Duration.millis(5000), Duration.seconds(2)))._tag).toBe("Held")
         yield* kv.release("wa", "t")
         yield* Effect.timeoutFail(watchA, { duration: "2 seconds", onTimeout: () => "no wake-up" })
         const other = yield* Effect.fork(watchB)

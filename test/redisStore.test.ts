@@ -181,7 +181,7 @@ describe("Redis store: scripts and layout", () => {
 })
 
 describe("Redis store: release notifications", () => {
-  it.scopedLive("release publishes the caller's key; watchers of that key wake, across stores", () =>
+  it.scopedLive("release tells the waiter at the head of the queue, in whichever store it waits", () =>
     Effect.gen(function*() {
       const ns = freshNamespace()
       const kv = yield* LockKv.makeRedis({ url: redisUrl(), namespace: ns })
@@ -198,17 +198,32 @@ describe("Redis store: release notifications", () => {
       const unrelated = (yield* kv.watchReleases("unrelated", "waiter-3")).next
 
       yield* kv.acquire("w", "t", Duration.seconds(5))
+      yield* kv.acquire("unrelated", "t", Duration.seconds(5))
+      // waiter-2 (in the other store) queues first, then waiter-1.
+      expect((yield* other.acquire("w", "waiter-2", Duration.seconds(5), Duration.seconds(2)))._tag).toBe("Held")
+      expect((yield* kv.acquire("w", "waiter-1", Duration.seconds(5), Duration.seconds(2)))._tag).toBe("Held")
+      expect((yield* kv.acquire("unrelated", "waiter-3", Duration.seconds(5), Duration.seconds(2)))._tag).toBe("Held")
       // A failed release (wrong token) announces nothing.
       expect(yield* kv.release("w", "not-mine")).toBe(false)
       expect(yield* Effect.timeoutOption(sameStore, Duration.millis(200))).toEqual(Option.none())
 
       expect(yield* kv.release("w", "t")).toBe(true)
-      expect(yield* Effect.timeoutOption(sameStore, Duration.seconds(2))).toEqual(Option.some(undefined))
+      // Only the head of the queue (waiter-2, in the other store) is told.
       expect(yield* Effect.timeoutOption(otherStore, Duration.seconds(2))).toEqual(Option.some(undefined))
+      expect(yield* Effect.timeoutOption(sameStore, Duration.millis(200))).toEqual(Option.none())
       expect(yield* Effect.timeoutOption(unrelated, Duration.millis(200))).toEqual(Option.none())
       expect(yield* eventually(Effect.sync(() => messages.length === 1), 2_000)).toBe(true)
-      // Nobody queued: the message names no waiter, so every watcher of "w" wakes.
-      expect(messages).toEqual(["|w"])
+      expect(messages).toEqual(["waiter-2|w"])
+      // The head leaves while the lock is free: the next waiter is told.
+      yield* other.release("w", "waiter-2")
+      expect(yield* eventually(Effect.sync(() => messages.length === 2), 2_000)).toBe(true)
+      expect(messages[1]).toBe("waiter-1|w")
+      yield* kv.release("w", "waiter-1")
+      // With nobody queued, a release publishes nothing.
+      yield* kv.acquire("w", "t2", Duration.seconds(5))
+      yield* kv.release("w", "t2")
+      yield* Effect.sleep(Duration.millis(200))
+      expect(messages).toHaveLength(2)
     }))
 
   it.scopedLive("one subscriber connection per store, however many watchers", () =>
@@ -346,12 +361,15 @@ describe("Redis store: losing the server", () => {
       expect(yield* kv.set("probe", "3")).toBe(true)
 
       // The subscriber re-subscribed too: a release wakes a watcher again (bounded retries).
-      const wait = (yield* kv.watchReleases("after-restart", "w")).next
       let woken = false
       for (let i = 0; i < 30 && !woken; i++) {
-        yield* kv.acquire("after-restart", "t", Duration.seconds(5))
-        yield* kv.release("after-restart", "t")
-        woken = Option.isSome(yield* Effect.timeoutOption(wait, Duration.millis(200)))
+        const waiter = yield* kv.watchReleases("after-restart", `w${i}`)
+        yield* kv.acquire("after-restart", `t${i}`, Duration.seconds(5))
+        yield* kv.acquire("after-restart", `w${i}`, Duration.seconds(5), Duration.seconds(2))
+        yield* kv.release("after-restart", `t${i}`)
+        woken = Option.isSome(yield* Effect.timeoutOption(waiter.next, Duration.millis(200)))
+        waiter.close()
+        yield* kv.release("after-restart", `w${i}`)
       }
       expect(woken).toBe(true)
     }))

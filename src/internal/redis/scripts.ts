@@ -72,14 +72,18 @@ end
  * Takes the lock when it is absent and no other waiter heads the queue; else,
  * when queuing, joins the queue (or refreshes its place) and returns how long
  * until the lock may be free: its PTTL, or the head's place when only reserved.
+ * Without waiters (the common case) it is LINDEX + SET NX + INCR.
  *
  * @internal
  */
 export const acquire = queueHelpers + `
-local now = now_ms()
-local head, head_until = live_head(KEYS[3], KEYS[4], now)
-if redis.call("EXISTS", KEYS[1]) == 0 and (not head or head == ARGV[1]) then
-  redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+local head = redis.call("LINDEX", KEYS[3], 0)
+local now, head_until
+if head then
+  now = now_ms()
+  head, head_until = live_head(KEYS[3], KEYS[4], now)
+end
+if (not head or head == ARGV[1]) and redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then
   if head then
     redis.call("LPOP", KEYS[3])
     redis.call("ZREM", KEYS[4], ARGV[1])
@@ -88,6 +92,7 @@ if redis.call("EXISTS", KEYS[1]) == 0 and (not head or head == ARGV[1]) then
 end
 local place = tonumber(ARGV[3])
 if place > 0 then
+  now = now or now_ms()
   if redis.call("ZADD", KEYS[4], now + place, ARGV[1]) == 1 then
     redis.call("RPUSH", KEYS[3], ARGV[1])
   end
@@ -103,9 +108,10 @@ return { 0, pttl }
 /**
  * KEYS: lock, queue, places. ARGV: token, channel, caller key.
  * Gives up the key for `token`: deletes the lock when it holds `token`,
- * otherwise removes `token` from the queue. Then, when the lock is free, tells
- * the waiter now at the head of the queue (message `<token>|<key>`, or `|<key>`
- * for anyone). Returns 1 when the lock was deleted.
+ * otherwise removes `token` from the queue. Then, when the lock is free and a
+ * waiter heads the queue, tells that waiter (message `<token>|<key>`); nobody
+ * else waits in Redis, so with an empty queue nothing is published. Returns 1
+ * when the lock was deleted.
  *
  * @internal
  */
@@ -120,8 +126,10 @@ else
   redis.call("LREM", KEYS[2], 1, ARGV[1])
   if not was_head or redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
 end
-local head = live_head(KEYS[2], KEYS[3], now_ms())
-redis.call("PUBLISH", ARGV[2], (head or "") .. "|" .. ARGV[3])
+if redis.call("LINDEX", KEYS[2], 0) then
+  local head = live_head(KEYS[2], KEYS[3], now_ms())
+  if head then redis.call("PUBLISH", ARGV[2], head .. "|" .. ARGV[3]) end
+end
 return released
 `
 

@@ -415,27 +415,36 @@ export const make = (
 
     const client = scripts.define(main.client)
 
+    const send = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, LockKvError> =>
+      Effect.tryPromise({
+        try: run,
+        catch: (error) => {
+          const cause = sanitize(error, secrets)
+          return new LockKvError({ operation, message: `Redis ${operation} failed: ${describe(cause)}`, cause })
+        }
+      })
+
+    // While connected, a command is bounded by ioredis' `commandTimeout` (and
+    // fails at once when the connection drops): no timer or fiber of our own on
+    // the hot path. Otherwise the call first waits for the connection, bounded
+    // by `callTimeout`.
     const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, LockKvError> =>
-      main.awaitReady(operation).pipe(
-        Effect.zipRight(Effect.tryPromise({
-          try: run,
-          catch: (error) => {
-            const cause = sanitize(error, secrets)
-            return new LockKvError({ operation, message: `Redis ${operation} failed: ${describe(cause)}`, cause })
-          }
-        })),
-        // The lock engine calls the store from finalizers (release), which are
-        // uninterruptible: without this, the timeout below could not stop the
-        // wait for a connection that never comes back, and the call would hang.
-        Effect.interruptible,
-        Effect.timeoutFail({
-          duration: callTimeout,
-          onTimeout: () =>
-            new LockKvError({
-              operation,
-              message: `Redis ${operation} did not complete within ${Duration.format(callTimeout)}`
-            })
-        })
+      Effect.suspend(() =>
+        main.client.status === "ready" ? send(operation, run) : main.awaitReady(operation).pipe(
+          Effect.zipRight(send(operation, run)),
+          // The lock engine calls the store from finalizers (release), which are
+          // uninterruptible: without this, the timeout below could not stop the
+          // wait for a connection that never comes back, and the call would hang.
+          Effect.interruptible,
+          Effect.timeoutFail({
+            duration: callTimeout,
+            onTimeout: () =>
+              new LockKvError({
+                operation,
+                message: `Redis ${operation} did not complete within ${Duration.format(callTimeout)}`
+              })
+          })
+        )
       )
 
     const unexpected = (operation: string, reply: unknown) =>
