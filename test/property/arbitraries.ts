@@ -37,13 +37,13 @@ export const key: FastCheck.Arbitrary<string> = FastCheck.oneof(
  * locks to share a Redis key.
  */
 export const lookalikePair: FastCheck.Arbitrary<readonly [string, string]> = FastCheck.tuple(
-  key.filter((k) => k.length <= maxKeyLength - 10),
+  key.filter((k) => k.length <= maxKeyLength - 20),
   FastCheck.constantFrom(":fence", ":queue", ":places", "}:fence", "}:queue", "}:places", "{", "}"),
   FastCheck.boolean()
 ).map(([base, suffix, braced]) => {
   const first = braced ? `{${base}}` : base
   return [first, first + suffix] as const
-}).filter(([a, b]) => a !== b && a.length <= maxKeyLength && b.length <= maxKeyLength)
+}).filter(([a, b]) => a !== b && b.length <= maxKeyLength - 10) // room for a run prefix
 
 const untyped = (value: unknown): Duration.DurationInput => value as Duration.DurationInput
 

@@ -54,8 +54,12 @@ const exercise = (kv: LockKv.LockKv.Service, keys: ReadonlyArray<string>) =>
     }
     for (const [i, k] of keys.entries()) {
       expect(yield* kv.fence(k)).toEqual(Option.some(fences[i]!))
-      expect(yield* kv.release(k, "t2"), JSON.stringify(k)).toBe(false)
+      // The release tells the waiter at the head of the queue, which then takes the lock.
       expect(yield* kv.release(k, "t1"), JSON.stringify(k)).toBe(true)
+      expect((yield* kv.acquire(k, "t2", ttl, place))._tag, JSON.stringify(k)).toBe("Acquired")
+      expect(yield* kv.fence(k)).toEqual(Option.some(fences[i]! + 1))
+      expect(yield* kv.release(k, "t1"), JSON.stringify(k)).toBe(false)
+      expect(yield* kv.release(k, "t2"), JSON.stringify(k)).toBe(true)
     }
     for (const k of keys) {
       expect(yield* kv.set(k, "v", { PX: 60_000 })).toBe(true)

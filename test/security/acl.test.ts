@@ -69,13 +69,13 @@ const everyPrimitive = (kv: LockKv.LockKv.Service) =>
     yield* kv.del("data")
     for (const key of ["job", "{tagged}job"]) {
       expect((yield* kv.acquire(key, "holder", ttl))._tag).toBe("Acquired")
-      expect((yield* kv.acquire(key, "w1", ttl, place))._tag).toBe("Held")
-      expect((yield* kv.acquire(key, "w2", ttl, place))._tag).toBe("Held")
-      expect(yield* kv.release(key, "w2")).toBe(false) // a waiter leaves the queue
-      expect(yield* kv.release(key, "holder")).toBe(true) // the head is told
-      expect((yield* kv.acquire(key, "w1", ttl, place))._tag).toBe("Acquired") // the head takes it
+      for (const waiter of ["w1", "w2", "w3"]) expect((yield* kv.acquire(key, waiter, ttl, place))._tag).toBe("Held")
+      expect(yield* kv.release(key, "w3")).toBe(false) // a waiter leaves the queue
+      expect(yield* kv.release(key, "w1")).toBe(false) // the head leaves it
+      expect(yield* kv.release(key, "holder")).toBe(true) // the new head is told
+      expect((yield* kv.acquire(key, "w2", ttl, place))._tag).toBe("Acquired") // and takes it
       expect(Option.isSome(yield* kv.fence(key))).toBe(true)
-      expect(yield* kv.release(key, "w1")).toBe(true)
+      expect(yield* kv.release(key, "w2")).toBe(true)
     }
   })
 
