@@ -197,7 +197,7 @@ const tryLoop = (
       const scheduled = next.value
       // Never sleep past the holder's TTL (+1 ms so the key is surely gone) or past the deadline.
       const ttlEnd = Option.match(remaining, { onNone: () => Infinity, onSome: (d) => Duration.toMillis(d) + 1 })
-      const delay = Math.min(scheduled, ttlEnd, queueRefreshMillis, deadline - now)
+      const delay = Math.max(0, Math.ceil(Math.min(scheduled, ttlEnd, queueRefreshMillis, deadline - now)))
       yield* Effect.raceFirst(Effect.sleep(Duration.millis(delay)), watcher.next)
       const attempt = yield* tryOnce
       if (attempt._tag === "Acquired") return attempt.acquired

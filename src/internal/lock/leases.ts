@@ -40,7 +40,9 @@ export interface Lease {
 }
 
 /** Time a lock is trusted for after the command that set its TTL was sent: ttl − (1 % of ttl + 30 ms). */
-export const validityMillis = (ttlMillis: number): number => Math.max(0, ttlMillis - (ttlMillis * 0.01 + 30))
+export const validityMillis = (ttlMillis: number): number =>
+  // Whole milliseconds, rounded down (earlier is safe): clocks compare exactly.
+  Math.max(0, Math.floor(ttlMillis - (ttlMillis * 0.01 + 30)))
 
 export const makeLease = (options: {
   readonly key: string
@@ -126,8 +128,10 @@ const managers = new WeakMap<LockKv.Service, Manager>()
 /** When the lease next needs the manager: its deadline, or its next renewal. */
 const nextDue = (lease: Lease): number => {
   if (!lease.autoExtend || lease.renewing) return lease.validUntil
+  // Whole milliseconds: a fractional due time would never be reached exactly by a
+  // clock that keeps whole (or truncated) milliseconds, and the manager would spin.
   const renewAt = lease.lastError === undefined
-    ? lease.lastSent + lease.ttlMillis / 3
+    ? lease.lastSent + Math.floor(lease.ttlMillis / 3)
     // After a failed renewal, try again soon: the lock is still valid for a while.
     : lease.lastAttempt + Math.max(1, Math.min(lease.ttlMillis / 12, 500))
   return Math.min(renewAt, lease.validUntil)
@@ -190,7 +194,7 @@ const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<neve
       if (next === Infinity) {
         yield* Deferred.await(wake)
       } else {
-        yield* Effect.raceFirst(Deferred.await(wake), Effect.sleep(Duration.millis(Math.max(0, next - now))))
+        yield* Effect.raceFirst(Deferred.await(wake), Effect.sleep(Duration.millis(Math.max(1, Math.ceil(next - now)))))
       }
     }
   })

@@ -83,7 +83,7 @@ export const enter = (
           if (Option.isNone(delay)) return false
           yield* Effect.raceFirst(
             Deferred.await(turn),
-            Effect.sleep(Duration.millis(Math.min(delay.value, deadline - now)))
+            Effect.sleep(Duration.millis(Math.max(0, Math.ceil(Math.min(delay.value, deadline - now)))))
           )
         }
       })
