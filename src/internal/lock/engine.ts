@@ -1,4 +1,3 @@
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -19,6 +18,7 @@ import * as leases from "./leases.js"
 import * as localQueue from "./localQueue.js"
 import * as metrics from "./metrics.js"
 import { withSpan } from "./tracing.js"
+import * as time from "./time.js"
 
 /** Options of `Lock.acquire` / `withLock` / `tryWithLock`, as the caller wrote them. */
 export interface Options {
@@ -150,11 +150,11 @@ const acquireLoop = (
 ): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> =>
   Effect.gen(function*() {
     const { key, ttl } = settings
-    const now0 = yield* Clock.currentTimeMillis
+    const now0 = yield* time.now
     const waits = deadline > now0
     const queue = waits ? queuePlace : undefined
     const tryOnce: Effect.Effect<Attempt, LockKvError | InvalidArgument> = Effect.gen(function*() {
-      const sentAt = yield* Clock.currentTimeMillis
+      const sentAt = yield* time.now
       if (outcome.current === "none") outcome.current = "maybe"
       const result = yield* store.acquire(key, token, ttl, queue)
       if (result._tag === "Acquired") {
@@ -190,7 +190,7 @@ const tryLoop = (
 
     let remaining = first.remaining
     while (true) {
-      const now = yield* Clock.currentTimeMillis
+      const now = yield* time.now
       if (now >= deadline) return yield* notAcquired(key)
       const next = yield* backoff(now)
       if (Option.isNone(next)) return yield* notAcquired(key)
@@ -222,7 +222,7 @@ export const acquire = (
     const token = makeToken()
     const outcome: { current: Outcome } = { current: "none" }
     const clock = yield* Effect.clock
-    const waitStart = clock.unsafeCurrentTimeMillis()
+    const waitStart = time.monotonicMillis(clock)
     const deadline = waitStart + Duration.toMillis(settings.wait)
 
     // Fibers of this process queue here first: one at a time contends in the store.
@@ -239,7 +239,7 @@ export const acquire = (
       released = true
       if (lease !== undefined) leases.untrack(store, lease)
       if (outcome.current === "none") return Effect.succeed(false)
-      if (lease !== undefined) metrics.recordHoldTime(store.backend, clock.unsafeCurrentTimeMillis() - heldSince)
+      if (lease !== undefined) metrics.recordHoldTime(store.backend, time.monotonicMillis(clock) - heldSince)
       return store.release(key, token).pipe(
         Effect.catchTag("InvalidArgument", () => Effect.succeed(false)),
         withSpan("effect-lock.release", { "lock.key": key })
@@ -261,7 +261,7 @@ export const acquire = (
     const acquired = yield* acquireLoop(store, settings, token, deadline, backoff, outcome).pipe(
       withSpan("effect-lock.acquire", { "lock.key": key, "lock.backend": store.backend })
     )
-    const heldSince = clock.unsafeCurrentTimeMillis()
+    const heldSince = time.monotonicMillis(clock)
     metrics.recordAcquired(store.backend, heldSince - waitStart)
 
     const held = leases.makeLease({

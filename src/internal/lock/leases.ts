@@ -1,4 +1,3 @@
-import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -7,6 +6,7 @@ import type { LockKvError } from "../errors.js"
 import { LockLost } from "./errors.js"
 import * as metrics from "./metrics.js"
 import { withSpan } from "./tracing.js"
+import * as time from "./time.js"
 
 /**
  * The bookkeeping of one held lock. Renewal and the validity deadline of every
@@ -98,7 +98,7 @@ export const renew = (
   ttlMillis: number
 ): Effect.Effect<void, LockLost | LockKvError> =>
   Effect.gen(function*() {
-    const sentAt = yield* Clock.currentTimeMillis
+    const sentAt = yield* time.now
     const ok = yield* store.compareAndExpire(lease.key, lease.token, Duration.millis(ttlMillis)).pipe(
       // A valid key and ttl were checked when the lock was taken.
       Effect.catchTag("InvalidArgument", (e) => Effect.die(e)),
@@ -156,7 +156,7 @@ const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<neve
     while (true) {
       const wake = yield* Deferred.make<void>()
       manager.wake = wake
-      const now = yield* Clock.currentTimeMillis
+      const now = yield* time.now
       let next = Infinity
       for (const lease of manager.leases) {
         if (lease.done) {

@@ -1,9 +1,9 @@
-import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { LockKv } from "../../LockKv.js"
+import * as time from "./time.js"
 
 /**
  * The fibers of one process that want the same key of the same store take turns
@@ -77,7 +77,7 @@ export const enter = (
       const waitForTurn: Effect.Effect<boolean> = Effect.gen(function*() {
         while (true) {
           if (yield* Deferred.isDone(turn)) return true
-          const now = yield* Clock.currentTimeMillis
+          const now = yield* time.now
           if (now >= deadline) return false
           const delay = yield* backoff(now)
           if (Option.isNone(delay)) return false

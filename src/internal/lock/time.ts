@@ -1,0 +1,11 @@
+import type * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+
+/**
+ * Milliseconds from Effect's monotonic clock (`currentTimeNanos`: hrtime in the
+ * live Clock, the test instant under TestClock). Deadlines are measured with it,
+ * so a wall-clock step (NTP, a manual change) cannot stretch a lock's validity.
+ */
+export const monotonicMillis = (clock: Clock.Clock): number => Number(clock.unsafeCurrentTimeNanos() / 1_000_000n)
+
+export const now: Effect.Effect<number> = Effect.clockWith((clock) => Effect.succeed(monotonicMillis(clock)))
