@@ -115,6 +115,9 @@ export const renew = (
     }
   })
 
+/** The longest single sleep of the manager; it re-checks its leases after it. */
+const maxSleepMillis = 3_600_000
+
 interface Manager {
   readonly leases: Set<Lease>
   /** Completing it wakes the manager to look at its leases again. */
@@ -194,7 +197,9 @@ const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<neve
       if (next === Infinity) {
         yield* Deferred.await(wake)
       } else {
-        yield* Effect.raceFirst(Deferred.await(wake), Effect.sleep(Duration.millis(Math.max(1, Math.ceil(next - now)))))
+        // Capped: a JavaScript timer cannot sleep past 2^31 − 1 ms (very long ttls).
+        const delay = Math.min(Math.max(1, Math.ceil(next - now)), maxSleepMillis)
+        yield* Effect.raceFirst(Deferred.await(wake), Effect.sleep(Duration.millis(delay)))
       }
     }
   })

@@ -83,7 +83,8 @@ export const enter = (
           if (Option.isNone(delay)) return false
           yield* Effect.raceFirst(
             Deferred.await(turn),
-            Effect.sleep(Duration.millis(Math.max(0, Math.ceil(Math.min(delay.value, deadline - now)))))
+            // Capped at an hour: a JavaScript timer cannot sleep past 2^31 − 1 ms.
+            Effect.sleep(Duration.millis(Math.max(0, Math.ceil(Math.min(delay.value, deadline - now, 3_600_000)))))
           )
         }
       })
