@@ -14,6 +14,7 @@ import type * as Scope from "effect/Scope"
 import * as errors from "./internal/errors.js"
 import * as engine from "./internal/lock/engine.js"
 import * as lockErrors from "./internal/lock/errors.js"
+import * as metrics from "./internal/lock/metrics.js"
 import type { LockKv, LockKvError } from "./LockKv.js"
 
 /**
@@ -177,10 +178,19 @@ export const tryWithLock: {
  * @since 0.1.0
  * @category metrics
  */
-export const metricNames = {
-  acquisitions: "effect_lock_acquisitions_total",
-  contention: "effect_lock_contention_total",
-  lost: "effect_lock_lost_total",
-  waitTime: "effect_lock_wait_ms",
-  holdTime: "effect_lock_hold_ms"
-} as const
+export const metricNames: typeof metrics.names = metrics.names
+
+/**
+ * The metrics themselves, to read them (`Metric.value`) or export them; tag with
+ * `Metric.tagged("backend", "redis" | "memory")` to select a backend.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lockMetrics = {
+  acquisitions: metrics.acquisitions,
+  contention: metrics.contention,
+  lost: metrics.lost,
+  waitTime: metrics.waitTime,
+  holdTime: metrics.holdTime
+}

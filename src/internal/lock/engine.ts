@@ -228,7 +228,11 @@ export const acquire = (
     // Fibers of this process queue here first: one at a time contends in the store.
     const backoff = makeBackoff(key, settings.retry)
     const turn = yield* localQueue.enter(store, key, deadline, backoff)
-    if (Option.isNone(turn)) return yield* notAcquired(key)
+    if (Option.isNone(turn)) {
+      // Held by another fiber of this process: a failed try like any other.
+      yield* metrics.recordContention(store.backend)
+      return yield* notAcquired(key)
+    }
     const passTurn = Effect.sync(turn.value.pass)
 
     let lease: Lease | undefined

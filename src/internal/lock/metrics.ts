@@ -5,26 +5,35 @@ import * as MetricBoundaries from "effect/MetricBoundaries"
 /** Milliseconds, 1 ms … ~65 s. */
 const boundaries = MetricBoundaries.exponential({ start: 1, factor: 2, count: 17 })
 
+/** The metric names, also exported as `Lock.metricNames`. */
+export const names = {
+  acquisitions: "effect_lock_acquisitions_total",
+  contention: "effect_lock_contention_total",
+  lost: "effect_lock_lost_total",
+  waitTime: "effect_lock_wait_ms",
+  holdTime: "effect_lock_hold_ms"
+} as const
+
 /** Every metric carries a `backend` tag ("redis" | "memory"); never the key (unbounded cardinality). */
-export const acquisitions = Metric.counter("effect_lock_acquisitions_total", {
+export const acquisitions = Metric.counter(names.acquisitions, {
   description: "Locks acquired",
   incremental: true
 })
-export const contention = Metric.counter("effect_lock_contention_total", {
+export const contention = Metric.counter(names.contention, {
   description: "Acquisition tries that found the lock held",
   incremental: true
 })
-export const lost = Metric.counter("effect_lock_lost_total", {
+export const lost = Metric.counter(names.lost, {
   description: "Held locks found taken, expired or unconfirmable",
   incremental: true
 })
 export const waitTime = Metric.histogram(
-  "effect_lock_wait_ms",
+  names.waitTime,
   boundaries,
   "Time from the first try to acquisition, in milliseconds"
 )
 export const holdTime = Metric.histogram(
-  "effect_lock_hold_ms",
+  names.holdTime,
   boundaries,
   "Time from acquisition to release, in milliseconds"
 )
