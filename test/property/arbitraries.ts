@@ -3,6 +3,13 @@ import type * as Duration from "effect/Duration"
 import * as FastCheck from "effect/FastCheck"
 import { maxKeyLength } from "../../src/internal/keys.js"
 
+/** At most `units` UTF-16 units of `s`, never cutting a surrogate pair in half (a lone half is an invalid key). */
+export const truncate = (s: string, units: number = maxKeyLength): string => {
+  if (s.length <= units) return s
+  const last = s.charCodeAt(units - 1)
+  return s.slice(0, last >= 0xd800 && last <= 0xdbff ? units - 1 : units)
+}
+
 /** Pieces that mean something to Redis, to our key layout or to a terminal. */
 const special = FastCheck.constantFrom(
   ":", "::", "*", "?", "[", "]", "\\", "{", "}", "{}", "}{", "{a}", "{lock:", "|", " ", "\n", "\r\n", "\t",
@@ -26,7 +33,7 @@ export const key: FastCheck.Arbitrary<string> = FastCheck.oneof(
       .map(([parts, length]) => {
         const tail = parts.join("")
         const filler = "é{x}:* |".repeat(Math.ceil(length / 8)).slice(0, Math.max(0, length - tail.length))
-        return (filler + tail).slice(0, maxKeyLength)
+        return truncate(filler + tail)
       })
   }
 ).filter((k) => k.length > 0 && k.length <= maxKeyLength && !k.includes("\u0000"))

@@ -16,7 +16,7 @@ import * as Lock from "../../src/Lock.js"
 import * as LockKv from "../../src/LockKv.js"
 import { rawClient } from "../faults/support.js"
 import { redisServerScoped } from "../support/redisServer.js"
-import { key, lookalikePair } from "./arbitraries.js"
+import { key, lookalikePair, truncate } from "./arbitraries.js"
 
 const ns = "nsA"
 const ttl = Duration.seconds(60)
@@ -95,7 +95,7 @@ describe("property: arbitrary keys on Redis", () => {
           FastCheck.asyncProperty(FastCheck.uniqueArray(key, { minLength: 1, maxLength: 4 }), async (keys) => {
             // A prefix per run: no state left by an earlier run (fences, queues) matters.
             const prefix = `r${run++}.`
-            const prefixed = keys.map((k) => (prefix + k).slice(0, 1024))
+            const prefixed = keys.map((k) => truncate(prefix + k))
             if (new Set(prefixed).size !== prefixed.length) return
             await Effect.runPromise(exercise(kv, prefixed))
             const stray = outsideNamespace(await Effect.runPromise(allKeys(raw)))
@@ -151,7 +151,7 @@ describe("property: arbitrary keys on Redis", () => {
       yield* Effect.promise(() =>
         FastCheck.assert(
           FastCheck.asyncProperty(key, async (k0) => {
-            const k = `r${run++}.${k0}`.slice(0, 1024)
+            const k = truncate(`r${run++}.${k0}`)
             await Effect.runPromise(Effect.gen(function*() {
               let releasedAt = 0
               const holder = Lock.withLock(Effect.sleep("100 millis"), k, { ttl: "10 seconds" }).pipe(
