@@ -11,7 +11,7 @@ import * as Option from "effect/Option"
 import * as Lock from "../../src/Lock.js"
 import * as LockKv from "../../src/LockKv.js"
 import { redisServerScoped } from "../support/redisServer.js"
-import { buildStore, untilSucceeds } from "./support.js"
+import { buildStore, eventually, rawClient, untilSucceeds } from "./support.js"
 
 const ttl = 1_000
 
@@ -45,7 +45,10 @@ describe("fault: Redis killed while a lock is held", () => {
         Effect.either,
         Effect.fork
       )
-      yield* Effect.sleep("300 millis") // the waiter is queued in Redis
+      // The waiter is queued in Redis.
+      const raw = yield* rawClient(server.url)
+      expect(yield* eventually(Effect.map(Effect.promise(() => raw.llen("{killed:job}:queue")), (n) => n === 1), 5_000))
+        .toBe(true)
 
       const killedAt = Date.now()
       server.kill("SIGKILL")
