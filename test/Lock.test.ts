@@ -214,6 +214,8 @@ for (const backend of backends) {
           ["k", { ttl: "forever" as never }],
           ["k", { wait: -1 }],
           ["k", { wait: Number.NaN }],
+          ["k", { wait: "-1 seconds" }],
+          ["k", { wait: [-1, 0] }],
           ["x".repeat(5000), {}]
         ]
         for (const [key, options] of cases) {

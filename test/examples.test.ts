@@ -1,27 +1,10 @@
 /** The programs in examples/ (quoted in the README) run and print what the README says. */
 import { describe, expect, it } from "@effect/vitest"
-import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-
-const tsx = fileURLToPath(new URL("../node_modules/tsx/dist/cli.mjs", import.meta.url))
+import { runTs, withoutRedisEnv } from "./support/runProcess.js"
 
 const run = (file: string) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("REDIS_")))
-    const child = spawn(process.execPath, [tsx, fileURLToPath(new URL(`../examples/${file}`, import.meta.url))], {
-      env,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = "", stderr = ""
-    child.stdout.on("data", (chunk) => { stdout += String(chunk) })
-    child.stderr.on("data", (chunk) => { stderr += String(chunk) })
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000)
-    child.on("error", reject)
-    child.on("exit", (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
+  runTs(fileURLToPath(new URL(`../examples/${file}`, import.meta.url)), { env: withoutRedisEnv() })
 
 describe("examples", () => {
   it("demo (npm start): fibers take turns in arrival order, in memory, exit 0", async () => {

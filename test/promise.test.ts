@@ -1,31 +1,14 @@
 /** The Promise facade: the seed's useLock() on both backends. */
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { useLock } from "../src/promise.js"
 import { uniqueNamespace } from "./support/backends.js"
 import { redisUrl } from "./support/redisUrl.js"
+import { runTs, withoutRedisEnv } from "./support/runProcess.js"
 
-const tsx = fileURLToPath(new URL("../node_modules/tsx/dist/cli.mjs", import.meta.url))
 const seed = fileURLToPath(new URL("../examples/seed.ts", import.meta.url))
-
-const withoutRedisEnv = (): NodeJS.ProcessEnv =>
-  Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("REDIS_")))
-
-const runSeed = (env: NodeJS.ProcessEnv) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [tsx, seed], { env, stdio: ["ignore", "pipe", "pipe"] })
-    let stdout = "", stderr = ""
-    child.stdout.on("data", (chunk) => { stdout += String(chunk) })
-    child.stderr.on("data", (chunk) => { stderr += String(chunk) })
-    // The process must exit by itself once the store is closed.
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000)
-    child.on("error", reject)
-    child.on("exit", (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
+// The process must exit by itself once the store is closed (else it is killed: code null).
+const runSeed = (env: NodeJS.ProcessEnv) => runTs(seed, { env })
 
 const expectSeedFlow = (stdout: string) => {
   expect(stdout.match(/Lock acquired for my-resource-123/g)).toHaveLength(2)

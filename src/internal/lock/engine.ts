@@ -8,6 +8,7 @@ import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
+import type { Handle, Options } from "../../Lock.js"
 import type { LockKv as LockKvNs, ReleaseWatcher } from "../../LockKv.js"
 import { LockKv } from "../../LockKv.js"
 import { InvalidArgument, type LockKvError } from "../errors.js"
@@ -19,24 +20,6 @@ import * as localQueue from "./localQueue.js"
 import * as metrics from "./metrics.js"
 import { withSpan } from "./tracing.js"
 import * as time from "./time.js"
-
-/** Options of `Lock.acquire` / `withLock` / `tryWithLock`, as the caller wrote them. */
-export interface Options {
-  readonly ttl?: Duration.DurationInput | undefined
-  readonly wait?: Duration.DurationInput | undefined
-  readonly retry?: Schedule.Schedule<unknown, LockNotAcquired> | undefined
-  readonly autoExtend?: boolean | undefined
-}
-
-/** A held lock. */
-export interface Handle {
-  readonly key: string
-  readonly token: string
-  readonly fence: number
-  readonly extend: (ttl?: Duration.DurationInput) => Effect.Effect<void, LockLost | LockKvError | InvalidArgument>
-  readonly release: Effect.Effect<boolean, LockKvError>
-  readonly lost: Effect.Effect<LockLost>
-}
 
 interface Settings {
   readonly key: string
@@ -63,8 +46,16 @@ const validateWait = (wait: unknown): Effect.Effect<Duration.Duration, InvalidAr
   const invalid = (why: string) =>
     Effect.fail(new InvalidArgument({ argument: "wait", message: `wait must be a duration of zero or more (${why})` }))
   if (wait === undefined) return Effect.succeed(defaultWait)
+  // `Duration.decode` turns negative and NaN inputs into zero quietly: check the raw input first.
   if (typeof wait === "number" && !(wait >= 0)) return invalid(`got ${String(wait)}`)
   if (typeof wait === "bigint" && wait < 0n) return invalid(`got ${String(wait)}`)
+  if (typeof wait === "string" && /^\s*-/.test(wait)) return invalid(`got ${JSON.stringify(wait)}`)
+  if (Array.isArray(wait)) {
+    const [seconds, nanos] = wait as ReadonlyArray<unknown>
+    if (typeof seconds !== "number" || typeof nanos !== "number" || !(seconds * 1e9 + nanos >= 0)) {
+      return invalid(`got [${String(seconds)}, ${String(nanos)}]`)
+    }
+  }
   try {
     const decoded = Duration.decode(wait as Duration.DurationInput)
     if (Number.isNaN(Duration.toMillis(decoded))) return invalid("got NaN")
@@ -93,6 +84,10 @@ const validate = (key: string, options: Options | undefined): Effect.Effect<Sett
 export const makeToken = (): string => randomUUID()
 
 const notAcquired = (key: string) => new LockNotAcquired({ key, message: `lock "${key}" is held elsewhere` })
+
+/** The lock was taken, but had expired or been taken over by the time its reply arrived. */
+const notAcquiredAfterLoss = (key: string, _lost: LockLost) =>
+  new LockNotAcquired({ key, message: `lock "${key}" expired before its acquisition could be confirmed` })
 
 /**
  * What the store may hold for our token: nothing, possibly the lock or a place
@@ -278,6 +273,15 @@ export const acquire = (
     // The lock is gone: let the next fiber of this process try.
     held.onLost.push(turn.value.pass)
     lease = held
+    // The try may have waited for a connection before it was sent, so its send
+    // time (read before) can be long past: confirm the lock once more right away
+    // rather than let the deadline declare a good lock lost.
+    if (heldSince - acquired.sentAt > held.ttlMillis / 3) {
+      yield* leases.renew(store, held, held.ttlMillis).pipe(
+        Effect.catchTag("LockLost", (lost) => Effect.fail(notAcquiredAfterLoss(key, lost))),
+        Effect.catchTag("LockKvError", () => Effect.void)
+      )
+    }
     yield* leases.track(store, held)
 
     const handle: Handle = {

@@ -7,7 +7,7 @@ import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { AcquireResult, LockKv } from "../../LockKv.js"
-import { validateKey, validateSetOptions, validateTtl } from "../keys.js"
+import { validateKey, validateSetOptions, validateToken, validateTtl } from "../keys.js"
 import { makeReleaseHub } from "../releaseHub.js"
 
 interface Entry {
@@ -107,7 +107,7 @@ export const make = (
     // One process: the lock engine's local FIFO already orders the waiters of a
     // key, so the memory store needs no queue of its own and ignores `queue`.
     const acquire = (key: string, token: string, ttl: Duration.Duration, _queue?: Duration.Duration | undefined) =>
-      Effect.flatMap(validateKey(key), () =>
+      Effect.flatMap(Effect.zip(validateKey(key), Effect.zip(validateToken(token), validateTtl(ttl))), () =>
         modify((s, now): readonly [AcquireResult, State] => {
           const current = entryOf(s, key, now)
           if (current !== undefined) {

@@ -1,0 +1,60 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Option, Schedule, TestClock } from "effect"
+import { Lock, LockKv } from "../src/index.js"
+
+const provide = Effect.provide(LockKv.layerMemory)
+
+/**
+ * Memory-only timing, exact to the millisecond under TestClock (the shared
+ * suite in Lock.test.ts covers behaviour on both backends). Time is moved with
+ * bare TestClock.adjust calls, without extra yields, on purpose: this is how a
+ * fractional deadline once made the lease manager spin.
+ */
+describe("Lock on the memory backend (TestClock, exact times)", () => {
+  it.effect("expiry without extension lets another acquire", () =>
+    Effect.gen(function*() {
+      const kv = yield* LockKv.LockKv
+      const first = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+        const handle = yield* Lock.acquire("b", { ttl: "1 second", autoExtend: false })
+        const lost = yield* handle.lost
+        return [handle.fence, lost._tag] as const
+      })))
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("1001 millis")
+      const second = yield* Lock.acquire("b", { ttl: "1 second", wait: 0 }).pipe(Effect.map((h) => h.fence), Effect.scoped)
+      const [fence, tag] = yield* Fiber.join(first)
+      expect(tag).toBe("LockLost")
+      expect(second).toBeGreaterThan(fence)
+      void kv
+    }).pipe(provide))
+
+  it.effect("auto-extension keeps a lock past many TTLs", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Effect.sleep("20 seconds").pipe(Lock.withLock("c", { ttl: "1 second" })))
+      for (let i = 0; i < 100; i++) {
+        yield* TestClock.adjust("100 millis")
+      }
+      const other = yield* Lock.tryWithLock(Effect.succeed(1), "c")
+      expect(other).toEqual(Option.none())
+      for (let i = 0; i < 100; i++) {
+        yield* TestClock.adjust("100 millis")
+      }
+      const exit = yield* Fiber.await(fiber)
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(Option.isSome(yield* Lock.tryWithLock(Effect.succeed(1), "c"))).toBe(true)
+    }).pipe(provide))
+
+  it.effect("a release wakes a waiter at once", () =>
+    Effect.gen(function*() {
+      const holder = yield* Effect.fork(Effect.sleep("100 millis").pipe(Lock.withLock("e")))
+      yield* Effect.yieldNow()
+      const waiter = yield* Effect.fork(Lock.withLock(Clock_now(), "e", { retry: Schedule.spaced("1 hour"), wait: "2 hours" }))
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("100 millis")
+      yield* Fiber.join(holder)
+      const acquiredAt = yield* Fiber.join(waiter)
+      expect(acquiredAt).toBe(100)
+    }).pipe(provide))
+})
+
+const Clock_now = () => Effect.clockWith((clock) => clock.currentTimeMillis)
