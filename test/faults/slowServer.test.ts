@@ -55,8 +55,9 @@ describe.concurrent("fault: Redis blocked by DEBUG SLEEP", () => {
         if (result._tag === "Left") expect(result.left._tag).toBe("LockKvError")
         expect(elapsed).toBeLessThan(8_000)
       }
-      expect(Either.isLeft(lockCalls[0]!.result)).toBe(true)
-      expect(Either.isLeft(lockCalls[1]!.result)).toBe(true)
+      // Whether these two fail (the try timed out) or succeed (sent after the reconnect, once
+      // Redis woke up) depends on when the silent connection was dropped; both are allowed
+      // ("fail within 5 s or succeed after reconnecting"), a hang is not.
       expect(lockCalls[2]!.elapsed).toBeLessThan(5_000)
 
       yield* Effect.promise(() => sleeping)
