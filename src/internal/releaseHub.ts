@@ -1,5 +1,6 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import type { ReleaseWatcher } from "../LockKv.js"
 
 /**
@@ -50,7 +51,7 @@ export const makeReleaseHub = (): ReleaseHub => {
             latch.signaled = false
             return Effect.void
           }
-          latch.waiting ??= Deferred.unsafeMake(undefined as never)
+          latch.waiting ??= Deferred.unsafeMake(FiberId.none)
           return Deferred.await(latch.waiting)
         }),
         close: () => {

@@ -1,6 +1,7 @@
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import type { LockKv } from "../../LockKv.js"
 import type { LockKvError } from "../errors.js"
 import { LockLost } from "./errors.js"
@@ -70,7 +71,7 @@ export const makeLease = (options: {
 export const awaitLost = (lease: Lease): Effect.Effect<LockLost> =>
   Effect.suspend(() => {
     if (lease.lostError !== undefined) return Effect.succeed(lease.lostError)
-    lease.lostSignal ??= Deferred.unsafeMake(undefined as never)
+    lease.lostSignal ??= Deferred.unsafeMake(FiberId.none)
     return Deferred.await(lease.lostSignal)
   })
 
