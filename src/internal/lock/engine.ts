@@ -80,13 +80,13 @@ const validate = (key: string, options: Options | undefined): Effect.Effect<Sett
     }
   })
 
-/** An owner token: 128 random bits from the OS CSPRNG, never a counter or a timestamp. */
+/** An owner token: a UUIDv4 (122 random bits from the OS CSPRNG), never a counter or a timestamp. */
 export const makeToken = (): string => randomUUID()
 
 const notAcquired = (key: string) => new LockNotAcquired({ key, message: `lock "${key}" is held elsewhere` })
 
 /** The lock was taken, but had expired or been taken over by the time its reply arrived. */
-const notAcquiredAfterLoss = (key: string, _lost: LockLost) =>
+const notAcquiredAfterLoss = (key: string) =>
   new LockNotAcquired({ key, message: `lock "${key}" expired before its acquisition could be confirmed` })
 
 /**
@@ -278,7 +278,7 @@ export const acquire = (
     // rather than let the deadline declare a good lock lost.
     if (heldSince - acquired.sentAt > held.ttlMillis / 3) {
       yield* leases.renew(store, held, held.ttlMillis).pipe(
-        Effect.catchTag("LockLost", (lost) => Effect.fail(notAcquiredAfterLoss(key, lost))),
+        Effect.catchTag("LockLost", () => Effect.fail(notAcquiredAfterLoss(key))),
         Effect.catchTag("LockKvError", () => Effect.void)
       )
     }
