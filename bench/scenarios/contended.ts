@@ -4,21 +4,18 @@
  * in-process counter of holders detects overlapping sections.
  */
 import {
-  addCounts,
-  addServerDeltas,
   type CommandCounts,
   emptyCounts,
   emptyServerDelta,
-  sentSnapshot,
   type ServerDelta,
-  type ServerStats,
-  subtractCounts
+  type ServerStats
 } from "../lib/commands.js"
 import type { BenchConfig } from "../lib/config.js"
 import { LoopStats, type Probe } from "../lib/loop.js"
+import { measureRound } from "../lib/round.js"
 import { section } from "../lib/table.js"
 import type { Target } from "../lib/targets.js"
-import { collectGarbage, cpuMicros, now, within } from "../lib/time.js"
+import { now, within } from "../lib/time.js"
 import { type RedisClient, type RedisContender, redisContenders } from "../contenders/redis.js"
 import { type ContendedRow, contendedTable, contendedTargets, toRow } from "./contention.js"
 
@@ -100,39 +97,17 @@ export const runContended = async (
     for (let round = 0; round < config.rounds; round++) {
       const order = entries.map((_, i) => entries[(i + round) % entries.length]!)
       for (const entry of order) {
-        collectGarbage()
-        const before = await server.snapshot()
-        const sentBefore = sentSnapshot()
-        const cpuStart = cpuMicros()
-        const result = await runRound(entry, config.roundMs, entry.stats)
-        entry.cpuUs += cpuMicros() - cpuStart
-        const sentAfter = sentSnapshot()
-        const after = await server.snapshot()
+        const result = await measureRound(server, entry, () => runRound(entry, config.roundMs, entry.stats))
         entry.ms += result.ms
         entry.violations += result.violations
         if (result.overrun) entry.overruns++
-        entry.sent = addCounts(entry.sent, subtractCounts(sentAfter, sentBefore))
-        entry.server = addServerDeltas(entry.server, server.delta(before, after))
       }
       log(`  (b) round ${round + 1}/${config.rounds} done`)
     }
   } finally {
     for (const entry of entries) for (const client of entry.clients) await client.close()
   }
-  const rows = entries.map((e) =>
-    toRow({
-      id: e.contender.id,
-      label: e.contender.label,
-      setting: e.contender.setting,
-      clients: e.stats,
-      ms: e.ms,
-      sent: e.sent,
-      server: e.server,
-      clientCpuUs: e.cpuUs,
-      violations: e.violations,
-      overruns: e.overruns
-    })
-  )
+  const rows = entries.map((entry) => toRow(entry))
   const table = [
     section(
       `(b) contended, one process: ${config.clients} clients (own connections), 1 key, hold ${config.holdMs} ms, ` +

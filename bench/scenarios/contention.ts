@@ -39,16 +39,16 @@ export interface ContendedRow {
   readonly overruns: number
 }
 
+/** What (b) and (b') accumulate per contender over their rounds. */
 export interface ContenderTotals {
-  readonly id: string
-  readonly label: string
-  readonly setting: string
-  readonly clients: ReadonlyArray<LoopStats>
+  readonly contender: { readonly id: string; readonly label: string; readonly setting: string }
+  /** One per client. */
+  readonly stats: ReadonlyArray<LoopStats>
   readonly ms: number
   readonly sent: CommandCounts
   readonly server: ServerDelta
   /** CPU time of the client process(es), µs. */
-  readonly clientCpuUs: number
+  readonly cpuUs: number
   readonly violations: number
   readonly overruns: number
 }
@@ -56,19 +56,19 @@ export interface ContenderTotals {
 export const toRow = (t: ContenderTotals): ContendedRow => {
   const wait = new Samples()
   const all = new LoopStats()
-  for (const c of t.clients) {
+  for (const c of t.stats) {
     wait.addAll(c.wait.values())
     all.merge(c.toJSON())
   }
-  const perClient = t.clients.map((c) => c.acquisitions)
+  const perClient = t.stats.map((c) => c.acquisitions)
   const acquisitions = perClient.reduce((a, b) => a + b, 0)
   const d = distribution(wait)
   const seconds = t.ms / 1000
   return {
-    id: t.id,
-    label: t.label,
-    setting: t.setting,
-    clients: t.clients.length,
+    id: t.contender.id,
+    label: t.contender.label,
+    setting: t.contender.setting,
+    clients: t.stats.length,
     seconds,
     acquisitions,
     acquisitionsPerSec: acquisitions / seconds,
@@ -82,7 +82,7 @@ export const toRow = (t: ContenderTotals): ContendedRow => {
     executed: t.server.executed,
     redisCpuPercent: (100 * t.server.cpuSeconds) / seconds,
     redisCpuUsPerAcquisition: (t.server.cpuSeconds * 1e6) / acquisitions,
-    clientCpuUsPerAcquisition: t.clientCpuUs / acquisitions,
+    clientCpuUsPerAcquisition: t.cpuUs / acquisitions,
     failures: all.failures,
     errors: Object.fromEntries(all.errors),
     violations: t.violations,

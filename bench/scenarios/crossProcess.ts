@@ -175,20 +175,7 @@ export const runCrossProcess = async (
     ))
   }
 
-  const rows = entries.map((e) =>
-    toRow({
-      id: e.contender.id,
-      label: e.contender.label,
-      setting: e.contender.setting,
-      clients: e.stats,
-      ms: e.ms,
-      sent: e.sent,
-      server: e.server,
-      clientCpuUs: e.cpuUs,
-      violations: e.violations,
-      overruns: e.overruns
-    })
-  )
+  const rows = entries.map((entry) => toRow(entry))
   const table = [
     section(
       `(b') contended, ${config.clients} processes (1 client each), 1 key, hold ${config.holdMs} ms + INCR/DECR probe, ` +

@@ -4,22 +4,19 @@
  * (the order rotates each round) so machine noise hits every contender alike.
  */
 import {
-  addCounts,
-  addServerDeltas,
   type CommandCounts,
   emptyCounts,
   emptyServerDelta,
   perUnit,
-  sentSnapshot,
-  type ServerStats,
-  subtractCounts
+  type ServerStats
 } from "../lib/commands.js"
 import type { BenchConfig } from "../lib/config.js"
+import { measureRound } from "../lib/round.js"
 import { LoopStats } from "../lib/loop.js"
 import { distribution, ratio } from "../lib/stats.js"
 import { int, num, renderTable, section } from "../lib/table.js"
 import { atLeast, type Target } from "../lib/targets.js"
-import { collectGarbage, cpuMicros, now } from "../lib/time.js"
+import { now } from "../lib/time.js"
 import { type RedisClient, redisContenders } from "../contenders/redis.js"
 
 export interface UncontendedRow {
@@ -78,18 +75,11 @@ export const runUncontended = async (
     for (let round = 0; round < config.rounds; round++) {
       const order = entries.map((_, i) => entries[(i + round) % entries.length]!)
       for (const entry of order) {
-        collectGarbage()
-        const before = await server.snapshot()
-        const sentBefore = sentSnapshot()
-        const cpuStart = cpuMicros()
-        const start = now()
-        await entry.client.runLoop({ until: start + config.roundMs, holdMs: 0, probe: undefined, stats: entry.stats })
-        entry.ms += now() - start
-        entry.cpuUs += cpuMicros() - cpuStart
-        const sentAfter = sentSnapshot()
-        const after = await server.snapshot()
-        entry.sent = addCounts(entry.sent, subtractCounts(sentAfter, sentBefore))
-        entry.server = addServerDeltas(entry.server, server.delta(before, after))
+        await measureRound(server, entry, async () => {
+          const start = now()
+          await entry.client.runLoop({ until: start + config.roundMs, holdMs: 0, probe: undefined, stats: entry.stats })
+          entry.ms += now() - start
+        })
       }
       log(`  (a) round ${round + 1}/${config.rounds} done`)
     }
