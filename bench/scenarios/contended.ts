@@ -4,10 +4,8 @@
  * in-process counter of holders detects overlapping sections.
  */
 import {
-  type CommandCounts,
   emptyCounts,
   emptyServerDelta,
-  type ServerDelta,
   type ServerStats
 } from "../lib/commands.js"
 import type { BenchConfig } from "../lib/config.js"
@@ -17,7 +15,7 @@ import { section } from "../lib/table.js"
 import type { Target } from "../lib/targets.js"
 import { now, within } from "../lib/time.js"
 import { type RedisClient, type RedisContender, redisContenders } from "../contenders/redis.js"
-import { type ContendedRow, contendedTable, contendedTargets, toRow } from "./contention.js"
+import { type ContendedRow, contendedTable, contendedTargets, type Tally, toRow } from "./contention.js"
 
 export interface ContendedResult {
   readonly rows: ReadonlyArray<ContendedRow>
@@ -44,16 +42,8 @@ const holdersProbe = () => {
   return { probe, violations: () => violations }
 }
 
-interface Entry {
-  readonly contender: RedisContender
+interface Entry extends Tally<RedisContender> {
   readonly clients: ReadonlyArray<RedisClient>
-  readonly stats: ReadonlyArray<LoopStats>
-  ms: number
-  sent: CommandCounts
-  server: ServerDelta
-  cpuUs: number
-  violations: number
-  overruns: number
 }
 
 export const runContended = async (

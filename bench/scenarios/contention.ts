@@ -53,6 +53,18 @@ export interface ContenderTotals {
   readonly overruns: number
 }
 
+/** The running totals of one contender while (b) or (b') runs its rounds. */
+export interface Tally<C extends ContenderTotals["contender"]> {
+  readonly contender: C
+  readonly stats: ReadonlyArray<LoopStats>
+  ms: number
+  sent: CommandCounts
+  server: ServerDelta
+  cpuUs: number
+  violations: number
+  overruns: number
+}
+
 export const toRow = (t: ContenderTotals): ContendedRow => {
   const wait = new Samples()
   const all = new LoopStats()

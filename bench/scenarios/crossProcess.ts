@@ -10,10 +10,8 @@ import { fileURLToPath } from "node:url"
 import {
   addCounts,
   addServerDeltas,
-  type CommandCounts,
   emptyCounts,
   emptyServerDelta,
-  type ServerDelta,
   type ServerStats,
   withoutCalls
 } from "../lib/commands.js"
@@ -25,7 +23,7 @@ import type { Target } from "../lib/targets.js"
 import { within } from "../lib/time.js"
 import { type RedisContender, redisContenders } from "../contenders/redis.js"
 import { overrunGraceMs } from "./contended.js"
-import { type ContendedRow, contendedTable, contendedTargets, toRow } from "./contention.js"
+import { type ContendedRow, contendedTable, contendedTargets, type Tally, toRow } from "./contention.js"
 
 export interface CrossProcessResult {
   readonly rows: ReadonlyArray<ContendedRow>
@@ -93,16 +91,7 @@ const expect = async <Op extends FromWorker["op"]>(
   return message as Extract<FromWorker, { op: Op }>
 }
 
-interface Entry {
-  readonly contender: RedisContender
-  readonly stats: ReadonlyArray<LoopStats>
-  ms: number
-  sent: CommandCounts
-  server: ServerDelta
-  cpuUs: number
-  violations: number
-  overruns: number
-}
+type Entry = Tally<RedisContender>
 
 export const runCrossProcess = async (
   url: string,
