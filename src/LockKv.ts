@@ -63,14 +63,35 @@ export type AcquireResult =
   | { readonly _tag: "Held"; readonly remaining: Option.Option<Duration.Duration> }
 
 /**
+ * What woke a waiter (see `ReleaseWatcher.next`). `Released`: the key was
+ * released (or its reservation freed), try again. `Granted`: the store has
+ * already given this waiter the lock, with fencing token `fence`, so no further
+ * try is needed. The lock then holds the waiter's token only until its place
+ * in the queue would have ended (the `queue` duration of its last `acquire`,
+ * ~2 s for `Lock`), so that a waiter that crashed blocks nobody for long: the
+ * waiter must extend it to its own ttl (an `acquire` with its token does that
+ * too, and returns the same fence).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Wake =
+  | { readonly _tag: "Released" }
+  | { readonly _tag: "Granted"; readonly fence: number }
+
+/**
  * A registration for release notifications of one key (see `watchReleases`).
  *
  * @since 0.1.0
  * @category models
  */
 export interface ReleaseWatcher {
-  /** Completes once a release has woken this waiter since `next` last completed. */
-  readonly next: Effect.Effect<void>
+  /**
+   * Completes once a release has woken this waiter since `next` last completed,
+   * with what woke it. A `Granted` is kept until `next` returns it, never
+   * replaced by a later `Released`.
+   */
+  readonly next: Effect.Effect<Wake>
   /** Stops listening. Idempotent. */
   readonly close: () => void
 }

@@ -19,25 +19,26 @@ describe("fair queue (redis store)", () => {
       const wake1 = (yield* kv.watchReleases("q", "w1")).next
       const wake2 = (yield* kv.watchReleases("q", "w2")).next
       expect(yield* kv.release("q", "holder")).toBe(true)
-      // Only the head is told.
-      expect(yield* Effect.timeoutOption(wake1, "2 seconds")).toEqual(Option.some(undefined))
+      // Only the head is told: the release granted it the lock.
+      expect(yield* Effect.timeoutOption(wake1, "2 seconds")).toEqual(Option.some({ _tag: "Granted", fence: 2 }))
       expect(yield* Effect.timeoutOption(wake2, "200 millis")).toEqual(Option.none())
-      // The lock is free but reserved for w1: the old holder, w2 and a one-shot newcomer are refused.
+      // The lock now holds w1: the old holder, w2 and a one-shot newcomer are refused.
       expect((yield* kv.acquire("q", "holder", ttl, place))._tag).toBe("Held")
       expect((yield* kv.acquire("q", "w2", ttl, place))._tag).toBe("Held")
       const newcomer = yield* kv.acquire("q", "newcomer", ttl)
       expect(newcomer._tag).toBe("Held")
       if (newcomer._tag === "Held") {
-        // While only reserved, "remaining" is the head's place, so a poller wakes by then.
+        // A granted lock lives only as long as the head's place, so a poller wakes by then.
         expect(Duration.toMillis(Option.getOrThrow(newcomer.remaining))).toBeLessThanOrEqual(2000)
       }
-      expect((yield* kv.acquire("q", "w1", ttl, place))._tag).toBe("Acquired")
+      // w1's try (as after a lost message) confirms the grant: same fence.
+      expect(yield* kv.acquire("q", "w1", ttl, place)).toEqual({ _tag: "Acquired", fence: 2 })
       expect(yield* kv.release("q", "w1")).toBe(true)
-      expect(yield* Effect.timeoutOption(wake2, "2 seconds")).toEqual(Option.some(undefined))
-      expect((yield* kv.acquire("q", "w2", ttl, place))._tag).toBe("Acquired")
+      expect(yield* Effect.timeoutOption(wake2, "2 seconds")).toEqual(Option.some({ _tag: "Granted", fence: 3 }))
+      expect(yield* kv.acquire("q", "w2", ttl, place)).toEqual({ _tag: "Acquired", fence: 3 })
     }))
 
-  it.scopedLive("a waiter that leaves is removed and the next one is told", () =>
+  it.scopedLive("a waiter that leaves is removed and the next one is granted the lock", () =>
     Effect.gen(function*() {
       const kv = yield* store
       yield* kv.acquire("l", "holder", ttl, place)
@@ -48,11 +49,11 @@ describe("fair queue (redis store)", () => {
       expect(yield* kv.release("l", "w1")).toBe(false)
       expect(yield* Effect.timeoutOption(wake2, "200 millis")).toEqual(Option.none())
       yield* kv.release("l", "holder")
-      expect(yield* Effect.timeoutOption(wake2, "2 seconds")).toEqual(Option.some(undefined))
-      expect((yield* kv.acquire("l", "w2", ttl, place))._tag).toBe("Acquired")
+      expect(yield* Effect.timeoutOption(wake2, "2 seconds")).toEqual(Option.some({ _tag: "Granted", fence: 2 }))
+      expect(yield* kv.acquire("l", "w2", ttl, place)).toEqual({ _tag: "Acquired", fence: 2 })
     }))
 
-  it.scopedLive("a crashed waiter at the head is skipped once its place expires", () =>
+  it.scopedLive("a crashed waiter at the head is skipped once its place (and its grant) expires", () =>
     Effect.gen(function*() {
       const kv = yield* store
       const shortPlace = Duration.millis(300)
@@ -60,7 +61,8 @@ describe("fair queue (redis store)", () => {
       yield* kv.acquire("d", "dead", ttl, shortPlace)
       yield* kv.acquire("d", "alive", ttl, shortPlace)
       yield* kv.release("d", "holder")
-      // "dead" never comes back; "alive" keeps its place by trying and gets the lock once "dead"'s place ran out.
+      // "dead" is granted the lock but never comes back; "alive" keeps its place by trying and gets
+      // the lock once "dead"'s place, hence its grant, ran out.
       const start = Date.now()
       const alive = yield* Effect.fork(Effect.gen(function*() {
         for (let i = 0; i < 40; i++) {

@@ -208,16 +208,22 @@ describe("Redis store: release notifications", () => {
       expect(yield* Effect.timeoutOption(sameStore, Duration.millis(200))).toEqual(Option.none())
 
       expect(yield* kv.release("w", "t")).toBe(true)
-      // Only the head of the queue (waiter-2, in the other store) is told.
-      expect(yield* Effect.timeoutOption(otherStore, Duration.seconds(2))).toEqual(Option.some(undefined))
+      // Only the head of the queue (waiter-2, in the other store) is told: it was granted the lock.
+      expect(yield* Effect.timeoutOption(otherStore, Duration.seconds(2))).toEqual(
+        Option.some({ _tag: "Granted", fence: 2 })
+      )
       expect(yield* Effect.timeoutOption(sameStore, Duration.millis(200))).toEqual(Option.none())
       expect(yield* Effect.timeoutOption(unrelated, Duration.millis(200))).toEqual(Option.none())
       expect(yield* eventually(Effect.sync(() => messages.length === 1), 2_000)).toBe(true)
-      expect(messages).toEqual(["waiter-2|w"])
-      // The head leaves while the lock is free: the next waiter is told.
-      yield* other.release("w", "waiter-2")
+      // `<token>|<fence>|<key>`
+      expect(messages).toEqual(["waiter-2|2|w"])
+      // The granted waiter gives the lock up: it passes on to the next waiter.
+      expect(yield* other.release("w", "waiter-2")).toBe(true)
       expect(yield* eventually(Effect.sync(() => messages.length === 2), 2_000)).toBe(true)
-      expect(messages[1]).toBe("waiter-1|w")
+      expect(messages[1]).toBe("waiter-1|3|w")
+      expect(yield* Effect.timeoutOption(sameStore, Duration.seconds(2))).toEqual(
+        Option.some({ _tag: "Granted", fence: 3 })
+      )
       yield* kv.release("w", "waiter-1")
       // With nobody queued, a release publishes nothing.
       yield* kv.acquire("w", "t2", Duration.seconds(5))

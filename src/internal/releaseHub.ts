@@ -1,34 +1,48 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
-import type { ReleaseWatcher } from "../LockKv.js"
+import type { ReleaseWatcher, Wake } from "../LockKv.js"
 
 /**
  * In-process fan-out of release notifications to the fibers waiting on a key.
- * A watcher latches: a release that arrives between registration and waiting
- * is kept, repeated releases collapse into one. Registering is a few map
- * operations, so a lock can register before its first try at no real cost.
+ * A watcher latches: a wake that arrives between registration and waiting is
+ * kept, repeated releases collapse into one, and a `Granted` is never lost nor
+ * replaced by a later `Released` (only by a later grant with a larger fence)
+ * until `next` returns it. Registering is a few map operations, so a lock can
+ * register before its first try at no real cost.
  */
 export interface ReleaseHub {
   readonly watch: (key: string, token: string) => Effect.Effect<ReleaseWatcher>
   /**
-   * Wakes the watcher `target` of `key`, or every watcher of `key` when there is
-   * no target. Synchronous, so a Redis message callback can call it.
+   * Wakes the watcher `target` of `key` with `wake` (default `Released`), or
+   * every watcher of `key` when there is no target (a `Granted` needs a target:
+   * it is ignored without one). Synchronous, so a Redis message callback can
+   * call it.
    */
-  readonly signal: (key: string, target?: string | undefined) => void
+  readonly signal: (key: string, target?: string | undefined, wake?: Wake | undefined) => void
   readonly watchedKeys: () => number
 }
 
+/** The wake of a plain release; one shared value. */
+export const released: Wake = { _tag: "Released" }
+
 interface Latch {
-  signaled: boolean
+  /** The wake not yet returned by `next`. */
+  pending: Wake | undefined
+  /** Completed (and cleared) when a wake arrives while `next` waits. */
   waiting: Deferred.Deferred<void> | undefined
 }
 
-const fire = (latch: Latch) => {
+/** A grant wins over a release; of two grants, the later (larger fence) wins. */
+const merge = (pending: Wake | undefined, wake: Wake): Wake =>
+  pending === undefined || (wake._tag === "Granted" && (pending._tag === "Released" || wake.fence > pending.fence))
+    ? wake
+    : pending
+
+const fire = (latch: Latch, wake: Wake) => {
+  latch.pending = merge(latch.pending, wake)
   const waiting = latch.waiting
-  if (waiting === undefined) {
-    latch.signaled = true
-  } else {
+  if (waiting !== undefined) {
     latch.waiting = undefined
     Deferred.unsafeDone(waiting, Effect.void)
   }
@@ -38,22 +52,27 @@ export const makeReleaseHub = (): ReleaseHub => {
   const watchers = new Map<string, Map<string, Latch>>()
   const watch = (key: string, token: string) =>
     Effect.sync((): ReleaseWatcher => {
-      const latch: Latch = { signaled: false, waiting: undefined }
+      const latch: Latch = { pending: undefined, waiting: undefined }
       let byToken = watchers.get(key)
       if (byToken === undefined) {
         byToken = new Map()
         watchers.set(key, byToken)
       }
       byToken.set(token, latch)
+      // The wake is taken from the latch only by the step that returns it: a
+      // `next` interrupted while waiting (say, by a timer that won a race)
+      // leaves any wake that arrives meanwhile for the next call.
+      const next: Effect.Effect<Wake> = Effect.suspend(() => {
+        const wake = latch.pending
+        if (wake !== undefined) {
+          latch.pending = undefined
+          return Effect.succeed(wake)
+        }
+        latch.waiting ??= Deferred.unsafeMake(FiberId.none)
+        return Effect.zipRight(Deferred.await(latch.waiting), next)
+      })
       return {
-        next: Effect.suspend(() => {
-          if (latch.signaled) {
-            latch.signaled = false
-            return Effect.void
-          }
-          latch.waiting ??= Deferred.unsafeMake(FiberId.none)
-          return Deferred.await(latch.waiting)
-        }),
+        next,
         close: () => {
           const current = watchers.get(key)
           if (current !== undefined && current.get(token) === latch) {
@@ -63,14 +82,15 @@ export const makeReleaseHub = (): ReleaseHub => {
         }
       }
     })
-  const signal = (key: string, target?: string | undefined) => {
+  const signal = (key: string, target?: string | undefined, wake: Wake = released) => {
     const byToken = watchers.get(key)
     if (byToken === undefined) return
     if (target === undefined) {
-      for (const latch of byToken.values()) fire(latch)
+      if (wake._tag === "Granted") return
+      for (const latch of byToken.values()) fire(latch, wake)
     } else {
       const latch = byToken.get(target)
-      if (latch !== undefined) fire(latch)
+      if (latch !== undefined) fire(latch, wake)
     }
   }
   return { watch, signal, watchedKeys: () => watchers.size }

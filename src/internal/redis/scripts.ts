@@ -13,7 +13,11 @@ export interface RedisWithScripts extends Redis {
   lockCompareAndDelete(key: string, expected: string): Promise<number>
   /** 1 when `key` held `expected` and its TTL was reset to `ttlMillis`, else 0. */
   lockCompareAndExpire(key: string, expected: string, ttlMillis: number): Promise<number>
-  /** `[1, fence]` when `key` was free and now holds `token`; `[0, pttl]` when held (pttl -1: no TTL). */
+  /**
+   * `[1, fence]` when `key` was free and now holds `token`, or already held `token` (granted by a
+   * release: its TTL is then reset to `ttlMillis`, `fence` is the current one); `[0, pttl]` when
+   * held (pttl -1: no TTL).
+   */
   lockAcquire(
     key: string,
     fenceKey: string,
@@ -23,8 +27,19 @@ export interface RedisWithScripts extends Redis {
     ttlMillis: number,
     placeMillis: number
   ): Promise<[number, number]>
-  /** 1 when `key` held `token` and was deleted, else 0 (then `token` left the queue); the next waiter is told. */
-  lockRelease(key: string, queueKey: string, placesKey: string, token: string, channel: string, callerKey: string): Promise<number>
+  /**
+   * 1 when `key` held `token` and was deleted, else 0 (then `token` left the queue); the lock then
+   * goes to the live waiter at the head of the queue, who is told (see `release`).
+   */
+  lockRelease(
+    key: string,
+    fenceKey: string,
+    queueKey: string,
+    placesKey: string,
+    token: string,
+    channel: string,
+    callerKey: string
+  ): Promise<number>
 }
 
 /** @internal */
@@ -69,10 +84,14 @@ end
  * KEYS: lock, fence counter, queue (list of waiter tokens), places (zset: token
  * → until when its place is kept). ARGV: token, ttl ms, place ms (0: one try,
  * do not queue).
- * Takes the lock when it is absent and no other waiter heads the queue; else,
- * when queuing, joins the queue (or refreshes its place) and returns how long
- * until the lock may be free: its PTTL, or the head's place when only reserved.
- * Without waiters (the common case) it is LINDEX + SET NX + INCR.
+ * Takes the lock when it is absent and no other waiter heads the queue. When
+ * the lock already holds `token` (a release granted it to this waiter, whose
+ * message was lost or not read yet), it is acquired too: its TTL is reset to
+ * `ttl` and the current fence returned. Else, when queuing, joins the queue (or
+ * refreshes its place) and returns how long until the lock may be free: its
+ * PTTL, or the head's place when only reserved.
+ * Without waiters (the common case) it is LINDEX + SET NX + INCR; the GET of
+ * the own-token check runs only when the lock could not be set.
  *
  * @internal
  */
@@ -90,6 +109,11 @@ if (not head or head == ARGV[1]) and redis.call("SET", KEYS[1], ARGV[1], "NX", "
   end
   return { 1, redis.call("INCR", KEYS[2]) }
 end
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+  redis.call("PEXPIRE", KEYS[1], ARGV[2])
+  if redis.call("ZREM", KEYS[4], ARGV[1]) == 1 then redis.call("LREM", KEYS[3], 1, ARGV[1]) end
+  return { 1, tonumber(redis.call("GET", KEYS[2]) or "0") }
+end
 local place = tonumber(ARGV[3])
 if place > 0 then
   now = now or now_ms()
@@ -106,12 +130,17 @@ return { 0, pttl }
 `
 
 /**
- * KEYS: lock, queue, places. ARGV: token, channel, caller key.
+ * KEYS: lock, fence counter, queue, places. ARGV: token, channel, caller key.
  * Gives up the key for `token`: deletes the lock when it holds `token`,
- * otherwise removes `token` from the queue. Then, when the lock is free and a
- * waiter heads the queue, tells that waiter (message `<token>|<key>`); nobody
- * else waits in Redis, so with an empty queue nothing is published. Returns 1
- * when the lock was deleted.
+ * otherwise removes `token` from the queue (when it was the head and the lock
+ * is free, that frees the reservation). Then, when the lock is free and a live
+ * waiter heads the queue, grants it the lock directly: the lock holds the
+ * waiter's token for what is left of its place (so a waiter that crashed
+ * blocks the key no longer than its place would have), the fence is
+ * incremented, the waiter leaves the queue and is told with the message
+ * `<token>|<fence>|<caller key>` (the key last: it may contain "|", tokens
+ * cannot). Nobody else waits in Redis, so with an empty queue nothing is
+ * published. Returns 1 when the lock was deleted.
  *
  * @internal
  */
@@ -121,14 +150,21 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then
   redis.call("DEL", KEYS[1])
   released = 1
 else
-  if redis.call("ZREM", KEYS[3], ARGV[1]) == 0 then return 0 end
-  local was_head = redis.call("LINDEX", KEYS[2], 0) == ARGV[1]
-  redis.call("LREM", KEYS[2], 1, ARGV[1])
+  if redis.call("ZREM", KEYS[4], ARGV[1]) == 0 then return 0 end
+  local was_head = redis.call("LINDEX", KEYS[3], 0) == ARGV[1]
+  redis.call("LREM", KEYS[3], 1, ARGV[1])
   if not was_head or redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
 end
-if redis.call("LINDEX", KEYS[2], 0) then
-  local head = live_head(KEYS[2], KEYS[3], now_ms())
-  if head then redis.call("PUBLISH", ARGV[2], head .. "|" .. ARGV[3]) end
+if redis.call("LINDEX", KEYS[3], 0) then
+  local now = now_ms()
+  local head, head_until = live_head(KEYS[3], KEYS[4], now)
+  if head then
+    redis.call("SET", KEYS[1], head, "PX", math.max(1, math.floor(head_until - now)))
+    local fence = redis.call("INCR", KEYS[2])
+    redis.call("LPOP", KEYS[3])
+    redis.call("ZREM", KEYS[4], head)
+    redis.call("PUBLISH", ARGV[2], head .. "|" .. fence .. "|" .. ARGV[3])
+  end
 end
 return released
 `
@@ -143,6 +179,6 @@ export const define = (client: Redis): RedisWithScripts => {
   client.defineCommand("lockCompareAndDelete", { lua: compareAndDelete, numberOfKeys: 1 })
   client.defineCommand("lockCompareAndExpire", { lua: compareAndExpire, numberOfKeys: 1 })
   client.defineCommand("lockAcquire", { lua: acquire, numberOfKeys: 4 })
-  client.defineCommand("lockRelease", { lua: release, numberOfKeys: 3 })
+  client.defineCommand("lockRelease", { lua: release, numberOfKeys: 4 })
   return client as RedisWithScripts
 }

@@ -24,7 +24,7 @@ import {
   validateToken,
   validateTtl
 } from "../keys.js"
-import { makeReleaseHub } from "../releaseHub.js"
+import { makeReleaseHub, released } from "../releaseHub.js"
 import * as scripts from "./scripts.js"
 import { type ParsedRedisUrl, parseRedisUrl } from "./url.js"
 
@@ -306,6 +306,52 @@ const connect = (
 const invalidValue = (argument: string) =>
   new InvalidArgument({ argument, message: `${argument} must be a string` })
 
+const unexpected = (operation: string, reply: unknown) =>
+  new LockKvError({
+    operation,
+    message: `unexpected reply from Redis to ${operation}: ${JSON.stringify(reply)?.slice(0, 100)}`
+  })
+
+const toRemaining = (millis: number): Option.Option<Duration.Duration> =>
+  millis >= 0 ? Option.some(Duration.millis(millis)) : Option.none()
+
+/** The acquire script's `[1, fence]` or `[0, pttl]`. */
+const toAcquireResult = (reply: unknown): Effect.Effect<LockKv.AcquireResult, LockKvError> =>
+  Array.isArray(reply) && reply.length === 2 && typeof reply[1] === "number"
+    ? Effect.succeed(
+      reply[0] === 1 ? { _tag: "Acquired", fence: reply[1] } : { _tag: "Held", remaining: toRemaining(reply[1]) }
+    )
+    : Effect.fail(unexpected("acquire", reply))
+
+const isOne = (reply: unknown): boolean => reply === 1
+
+const decimal = /^[1-9][0-9]*$/
+
+/**
+ * Reads a message of the release channel (see the release script):
+ * `<token>|<fence>|<key>` grants the lock on `key` to the waiter `token`;
+ * `<token>||<key>` only wakes that waiter, or every waiter of `key` when the
+ * token is empty. Tokens never contain "|", fences are decimal, so the key (last)
+ * may contain anything. Anything else is ignored (undefined).
+ *
+ * @internal
+ */
+export const parseReleaseMessage = (
+  message: string
+): { readonly key: string; readonly target: string | undefined; readonly wake: LockKv.Wake } | undefined => {
+  const first = message.indexOf("|")
+  if (first === -1) return undefined
+  const second = message.indexOf("|", first + 1)
+  if (second === -1 || second === message.length - 1) return undefined
+  const target = first === 0 ? undefined : message.slice(0, first)
+  const key = message.slice(second + 1)
+  if (second === first + 1) return { key, target, wake: released }
+  const digits = message.slice(first + 1, second)
+  const fence = Number(digits)
+  if (target === undefined || !decimal.test(digits) || !Number.isSafeInteger(fence)) return undefined
+  return { key, target, wake: { _tag: "Granted", fence } }
+}
+
 /** @internal */
 export const make = (
   options: LockKv.LockKv.RedisOptions
@@ -356,11 +402,8 @@ export const make = (
     const channel = releaseChannel(namespace)
     subscriber.client.on("message", (from: string, message: string) => {
       if (from !== channel) return
-      // `<waiter token>|<key>`: tokens never contain "|"; an empty token wakes every waiter of the key.
-      const bar = message.indexOf("|")
-      if (bar === -1) return
-      const target = message.slice(0, bar)
-      hub.signal(message.slice(bar + 1), target === "" ? undefined : target)
+      const parsed = parseReleaseMessage(message)
+      if (parsed !== undefined) hub.signal(parsed.key, parsed.target, parsed.wake)
     })
 
     yield* Effect.gen(function*() {
@@ -447,18 +490,10 @@ export const make = (
         )
       )
 
-    const unexpected = (operation: string, reply: unknown) =>
-      new LockKvError({
-        operation,
-        message: `unexpected reply from Redis to ${operation}: ${JSON.stringify(reply)?.slice(0, 100)}`
-      })
 
     const full = (key: string) => Effect.map(validateKey(key), (k) => namespaced(namespace, k))
     const str = (value: unknown, argument: string) =>
       typeof value === "string" ? Effect.succeed(value) : Effect.fail(invalidValue(argument))
-    const toRemaining = (millis: number): Option.Option<Duration.Duration> =>
-      millis >= 0 ? Option.some(Duration.millis(millis)) : Option.none()
-
     const lifetime = yield* Effect.scope
     return {
       backend: "redis",
@@ -511,24 +546,24 @@ export const make = (
               millis,
               place
             ))
-          if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[1] !== "number") {
-            return yield* unexpected("acquire", reply)
-          }
-          const result: LockKv.AcquireResult = reply[0] === 1
-            ? { _tag: "Acquired", fence: reply[1] }
-            : { _tag: "Held", remaining: toRemaining(reply[1]) }
-          return result
+          return yield* toAcquireResult(reply)
         }),
       release: (key, token) =>
         Effect.gen(function*() {
           const caller = yield* validateKey(key)
           const t = yield* validateToken(token)
           const k = namespaced(namespace, caller)
-          const reply = yield* call(
-            "release",
-            () => client.lockRelease(k, companionKey(k, "queue"), companionKey(k, "places"), t, channel, caller)
-          )
-          return reply === 1
+          const reply = yield* call("release", () =>
+            client.lockRelease(
+              k,
+              companionKey(k, "fence"),
+              companionKey(k, "queue"),
+              companionKey(k, "places"),
+              t,
+              channel,
+              caller
+            ))
+          return isOne(reply)
         }),
       fence: (key) =>
         Effect.gen(function*() {
