@@ -102,8 +102,10 @@ describe("hand-off (redis store)", () => {
       expect(after.queue).toEqual(["w2"])
       expect(after.places).toEqual(["w2"])
       // Again (a reply lost in flight): still the same fence, never a second increment.
-      expect(yield* kv.acquire("m", "w1", ttl)).toEqual({ _tag: "Acquired", fence: 2 })
+      expect(yield* kv.acquire("m", "w1", ttl, place)).toEqual({ _tag: "Acquired", fence: 2 })
       expect((yield* inRedis("m")).fence).toBe(2)
+      // Grants go to queued waiters only: a one-try call keeps its plain meaning (as on the memory store).
+      expect((yield* kv.acquire("m", "w1", ttl))._tag).toBe("Held")
       expect((yield* kv.acquire("m", "w2", ttl, place))._tag).toBe("Held")
     }))
 
@@ -200,7 +202,7 @@ describe("hand-off (redis store)", () => {
       // w1 is gone for good: its release again is a no-op, its try a newcomer's.
       expect(yield* kv.release("g", "w1")).toBe(false)
       expect((yield* kv.acquire("g", "w1", ttl))._tag).toBe("Held")
-      expect(yield* kv.acquire("g", "w2", ttl)).toEqual({ _tag: "Acquired", fence: 3 })
+      expect(yield* kv.acquire("g", "w2", ttl, place)).toEqual({ _tag: "Acquired", fence: 3 })
     }))
 
   it.scopedLive("the head leaving while the lock is free (expired) grants the lock to the next waiter", () =>

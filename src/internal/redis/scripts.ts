@@ -14,9 +14,9 @@ export interface RedisWithScripts extends Redis {
   /** 1 when `key` held `expected` and its TTL was reset to `ttlMillis`, else 0. */
   lockCompareAndExpire(key: string, expected: string, ttlMillis: number): Promise<number>
   /**
-   * `[1, fence]` when `key` was free and now holds `token`, or already held `token` (granted by a
-   * release: its TTL is then reset to `ttlMillis`, `fence` is the current one); `[0, pttl]` when
-   * held (pttl -1: no TTL).
+   * `[1, fence]` when `key` was free and now holds `token`, or, for a queued caller (`placeMillis`
+   * > 0), already held `token` (granted by a release: its TTL is then reset to `ttlMillis`, `fence`
+   * is the current one); `[0, pttl]` when held (pttl -1: no TTL).
    */
   lockAcquire(
     key: string,
@@ -84,14 +84,16 @@ end
  * KEYS: lock, fence counter, queue (list of waiter tokens), places (zset: token
  * → until when its place is kept). ARGV: token, ttl ms, place ms (0: one try,
  * do not queue).
- * Takes the lock when it is absent and no other waiter heads the queue. When
- * the lock already holds `token` (a release granted it to this waiter, whose
- * message was lost or not read yet), it is acquired too: its TTL is reset to
- * `ttl` and the current fence returned. Else, when queuing, joins the queue (or
- * refreshes its place) and returns how long until the lock may be free: its
- * PTTL, or the head's place when only reserved.
+ * Takes the lock when it is absent and no other waiter heads the queue. Else,
+ * when queuing: if the lock already holds `token` (a release granted it to this
+ * waiter, whose message was lost or not read yet), it is acquired too: its TTL
+ * is reset to `ttl` and the current fence returned; otherwise the caller joins
+ * the queue (or refreshes its place). Then it returns how long until the lock
+ * may be free: its PTTL, or the head's place when only reserved.
+ * Grants go only to queued waiters, so a one-try call (place 0) keeps the plain
+ * meaning (held is held, whoever holds it), like the memory store's.
  * Without waiters (the common case) it is LINDEX + SET NX + INCR; the GET of
- * the own-token check runs only when the lock could not be set.
+ * the own-token check runs only when a queued caller could not set the lock.
  *
  * @internal
  */
@@ -109,13 +111,14 @@ if (not head or head == ARGV[1]) and redis.call("SET", KEYS[1], ARGV[1], "NX", "
   end
   return { 1, redis.call("INCR", KEYS[2]) }
 end
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-  redis.call("PEXPIRE", KEYS[1], ARGV[2])
-  if redis.call("ZREM", KEYS[4], ARGV[1]) == 1 then redis.call("LREM", KEYS[3], 1, ARGV[1]) end
-  return { 1, tonumber(redis.call("GET", KEYS[2]) or "0") }
-end
 local place = tonumber(ARGV[3])
 if place > 0 then
+  -- Granted by a release while this waiter was not looking: it holds the lock.
+  if redis.call("GET", KEYS[1]) == ARGV[1] then
+    redis.call("PEXPIRE", KEYS[1], ARGV[2])
+    if redis.call("ZREM", KEYS[4], ARGV[1]) == 1 then redis.call("LREM", KEYS[3], 1, ARGV[1]) end
+    return { 1, tonumber(redis.call("GET", KEYS[2]) or "0") }
+  end
   now = now or now_ms()
   if redis.call("ZADD", KEYS[4], now + place, ARGV[1]) == 1 then
     redis.call("RPUSH", KEYS[3], ARGV[1])
