@@ -16,41 +16,43 @@ const loneSurrogate = /[\uD800-\uDFFF]/u
 
 /**
  * Rejects keys that cannot name a lock: empty, too long, not a string, holding a
- * NUL character, or not well-formed Unicode.
+ * NUL character, or not well-formed Unicode. Synchronous (the error, or
+ * `undefined` when valid) for the lock's hot path; `validateKey` wraps it.
  */
-export const validateKey = (key: unknown, argument = "key"): Effect.Effect<string, InvalidArgument> => {
-  if (typeof key !== "string") {
-    return Effect.fail(new InvalidArgument({ argument, message: `${argument} must be a string` }))
-  }
-  if (key.length === 0) {
-    return Effect.fail(new InvalidArgument({ argument, message: `${argument} must not be empty` }))
-  }
+export const checkKey = (key: unknown, argument = "key"): InvalidArgument | undefined => {
+  if (typeof key !== "string") return new InvalidArgument({ argument, message: `${argument} must be a string` })
+  if (key.length === 0) return new InvalidArgument({ argument, message: `${argument} must not be empty` })
   if (key.length > maxKeyLength) {
-    return Effect.fail(
-      new InvalidArgument({ argument, message: `${argument} is longer than ${maxKeyLength} characters` })
-    )
+    return new InvalidArgument({ argument, message: `${argument} is longer than ${maxKeyLength} characters` })
   }
   if (key.includes(companionSeparator)) {
-    return Effect.fail(new InvalidArgument({ argument, message: `${argument} must not contain a NUL character` }))
+    return new InvalidArgument({ argument, message: `${argument} must not contain a NUL character` })
   }
   // Redis stores UTF-8: a lone surrogate would become U+FFFD, so distinct keys would share one lock.
   if (loneSurrogate.test(key)) {
-    return Effect.fail(
-      new InvalidArgument({ argument, message: `${argument} must be well-formed Unicode (it has a lone surrogate)` })
-    )
+    return new InvalidArgument({ argument, message: `${argument} must be well-formed Unicode (it has a lone surrogate)` })
   }
-  return Effect.succeed(key)
+  return undefined
+}
+
+export const validateKey = (key: unknown, argument = "key"): Effect.Effect<string, InvalidArgument> => {
+  const error = checkKey(key, argument)
+  return error === undefined ? Effect.succeed(key as string) : Effect.fail(error)
 }
 
 /**
- * Validates a time to live from raw input: `Duration.decode` turns -1 and NaN
+ * Checks a time to live from raw input: `Duration.decode` turns -1 and NaN
  * into zero quietly, so numbers (milliseconds) are checked before decoding.
- * Returns whole milliseconds, at least 1 and at most `Number.MAX_SAFE_INTEGER`.
+ * Gives whole milliseconds, at least 1 and at most `Number.MAX_SAFE_INTEGER`.
  */
-export const validateTtl = (ttl: unknown, argument = "ttl"): Effect.Effect<Duration.Duration, InvalidArgument> => {
+export const checkTtl = (ttl: unknown, argument = "ttl"): Duration.Duration | InvalidArgument => {
   const invalid = (why: string) =>
-    Effect.fail(new InvalidArgument({ argument, message: `${argument} must be a positive finite duration (${why})` }))
-  if (typeof ttl === "number" && !(Number.isFinite(ttl) && ttl > 0)) return invalid(`got ${String(ttl)}`)
+    new InvalidArgument({ argument, message: `${argument} must be a positive finite duration (${why})` })
+  if (typeof ttl === "number") {
+    if (!(Number.isFinite(ttl) && ttl > 0)) return invalid(`got ${String(ttl)}`)
+    if (ttl > Number.MAX_SAFE_INTEGER) return invalid(`got more than ${Number.MAX_SAFE_INTEGER} ms`)
+    return Duration.millis(Math.ceil(ttl))
+  }
   if (typeof ttl === "bigint" && ttl <= 0n) return invalid(`got ${String(ttl)}`)
   let decoded: Duration.Duration
   try {
@@ -64,7 +66,12 @@ export const validateTtl = (ttl: unknown, argument = "ttl"): Effect.Effect<Durat
   // Redis refuses a PX it cannot add to its clock, and larger numbers lose precision anyway.
   if (millis > Number.MAX_SAFE_INTEGER) return invalid(`got more than ${Number.MAX_SAFE_INTEGER} ms`)
   // Redis PX takes whole milliseconds; round up so a sub-millisecond ttl stays positive.
-  return Effect.succeed(Duration.millis(Math.ceil(millis)))
+  return Duration.millis(Math.ceil(millis))
+}
+
+export const validateTtl = (ttl: unknown, argument = "ttl"): Effect.Effect<Duration.Duration, InvalidArgument> => {
+  const checked = checkTtl(ttl, argument)
+  return checked instanceof InvalidArgument ? Effect.fail(checked) : Effect.succeed(checked)
 }
 
 /** The Redis cluster hash tag of a key, per the cluster spec: first `{`, next `}`, non-empty between. */
@@ -135,9 +142,14 @@ export const validateSetOptions = (
   return Effect.succeed({ condition, ttlMillis: undefined })
 }
 
-/** Owner tokens travel in release messages as `<token>|<key>`, so a token never contains "|". */
-export const validateToken = (token: unknown): Effect.Effect<string, InvalidArgument> =>
-  Effect.flatMap(validateKey(token, "token"), (valid) =>
-    valid.includes("|")
-      ? Effect.fail(new InvalidArgument({ argument: "token", message: "token must not contain \"|\"" }))
-      : Effect.succeed(valid))
+/** Owner tokens travel in release messages beside the key, separated by "|", so a token never contains "|". */
+export const checkToken = (token: unknown): InvalidArgument | undefined =>
+  checkKey(token, "token") ??
+    ((token as string).includes("|")
+      ? new InvalidArgument({ argument: "token", message: "token must not contain \"|\"" })
+      : undefined)
+
+export const validateToken = (token: unknown): Effect.Effect<string, InvalidArgument> => {
+  const error = checkToken(token)
+  return error === undefined ? Effect.succeed(token as string) : Effect.fail(error)
+}

@@ -1,30 +1,37 @@
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import { identity } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
-import * as Scope from "effect/Scope"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import type { Handle, Options } from "../../Lock.js"
 import type { LockKv as LockKvNs, ReleaseWatcher } from "../../LockKv.js"
 import { LockKv } from "../../LockKv.js"
 import { InvalidArgument, type LockKvError } from "../errors.js"
-import { validateKey, validateTtl } from "../keys.js"
+import { checkKey, checkTtl } from "../keys.js"
 import { LockLost, LockNotAcquired } from "./errors.js"
 import { type Lease } from "./leases.js"
 import * as leases from "./leases.js"
 import * as localQueue from "./localQueue.js"
 import * as metrics from "./metrics.js"
-import { withSpan } from "./tracing.js"
+import { isDefaultTracer } from "./tracing.js"
 import * as time from "./time.js"
 
 interface Settings {
   readonly key: string
   readonly ttl: Duration.Duration
-  readonly wait: Duration.Duration
+  readonly ttlMillis: number
+  /** Infinity for `Duration.infinity`: then it tries until the retry schedule ends. */
+  readonly waitMillis: number
   readonly retry: Schedule.Schedule<unknown, LockNotAcquired>
   readonly autoExtend: boolean
 }
@@ -42,11 +49,19 @@ export const defaultRetry: Schedule.Schedule<unknown, LockNotAcquired> = Schedul
   Schedule.jittered
 )
 
-const validateWait = (wait: unknown): Effect.Effect<Duration.Duration, InvalidArgument> => {
+const defaults = {
+  ttl: defaultTtl,
+  ttlMillis: Duration.toMillis(defaultTtl),
+  waitMillis: Duration.toMillis(defaultWait),
+  retry: defaultRetry,
+  autoExtend: true
+}
+
+/** Checks the raw `wait` input: `Duration.decode` turns negative and NaN inputs into zero quietly. */
+const checkWait = (wait: unknown): Duration.Duration | InvalidArgument => {
   const invalid = (why: string) =>
-    Effect.fail(new InvalidArgument({ argument: "wait", message: `wait must be a duration of zero or more (${why})` }))
-  if (wait === undefined) return Effect.succeed(defaultWait)
-  // `Duration.decode` turns negative and NaN inputs into zero quietly: check the raw input first.
+    new InvalidArgument({ argument: "wait", message: `wait must be a duration of zero or more (${why})` })
+  if (wait === undefined) return defaultWait
   if (typeof wait === "number" && !(wait >= 0)) return invalid(`got ${String(wait)}`)
   if (typeof wait === "bigint" && wait < 0n) return invalid(`got ${String(wait)}`)
   if (typeof wait === "string" && /^\s*-/.test(wait)) return invalid(`got ${JSON.stringify(wait)}`)
@@ -59,26 +74,35 @@ const validateWait = (wait: unknown): Effect.Effect<Duration.Duration, InvalidAr
   try {
     const decoded = Duration.decode(wait as Duration.DurationInput)
     if (Number.isNaN(Duration.toMillis(decoded))) return invalid("got NaN")
-    return Effect.succeed(decoded)
+    return decoded
   } catch {
     return invalid(`cannot read ${JSON.stringify(String(wait))}`)
   }
 }
 
-const validate = (key: string, options: Options | undefined): Effect.Effect<Settings, InvalidArgument> =>
-  Effect.gen(function*() {
-    const retry = options?.retry ?? defaultRetry
-    if (!Schedule.isSchedule(retry)) {
-      return yield* new InvalidArgument({ argument: "retry", message: "retry must be a Schedule" })
-    }
-    return {
-      key: yield* validateKey(key),
-      ttl: options?.ttl === undefined ? defaultTtl : yield* validateTtl(options.ttl),
-      wait: yield* validateWait(options?.wait),
-      retry,
-      autoExtend: options?.autoExtend ?? true
-    }
-  })
+/**
+ * Checks the caller's key and options, synchronously: this runs on every lock
+ * cycle, and the common call (no options) allocates nothing but the result.
+ */
+const checkSettings = (key: string, options: Options | undefined): Settings | InvalidArgument => {
+  const retry = options?.retry ?? defaultRetry
+  if (!Schedule.isSchedule(retry)) return new InvalidArgument({ argument: "retry", message: "retry must be a Schedule" })
+  const keyError = checkKey(key)
+  if (keyError !== undefined) return keyError
+  if (options === undefined) return { ...defaults, key }
+  const ttl = options.ttl === undefined ? defaultTtl : checkTtl(options.ttl)
+  if (ttl instanceof InvalidArgument) return ttl
+  const wait = checkWait(options.wait)
+  if (wait instanceof InvalidArgument) return wait
+  return {
+    key,
+    ttl,
+    ttlMillis: Duration.toMillis(ttl),
+    waitMillis: Duration.toMillis(wait),
+    retry,
+    autoExtend: options.autoExtend ?? true
+  }
+}
 
 /** An owner token: a UUIDv4 (122 random bits from the OS CSPRNG), never a counter or a timestamp. */
 export const makeToken = (): string => randomUUID()
@@ -130,62 +154,105 @@ const makeBackoff = (key: string, schedule: Schedule.Schedule<unknown, LockNotAc
 }
 
 /**
+ * One acquisition, from its first try to its release. `withLock`, `tryWithLock`
+ * and the scoped `acquire` all run it the same way: `prepare` reads what it needs
+ * from the caller's fiber, `takeLock` (interruptible) gets the lock, and
+ * `finish` (uninterruptible, whatever the outcome) gives back whatever the store
+ * may hold for our token and hands the local turn on.
+ */
+interface Acquisition {
+  readonly store: LockKvNs.Service
+  readonly settings: Settings
+  readonly clock: Clock.Clock
+  readonly token: string
+  /** A real tracer is installed: record spans (with the default tracer they would reach no one). */
+  readonly traced: boolean
+  readonly startedAt: number
+  readonly deadline: number
+  turn: localQueue.Turn | undefined
+  outcome: Outcome
+  lease: Lease | undefined
+  fence: number
+  heldSince: number
+  released: boolean
+}
+
+/** Checks the arguments and reads the store, clock and tracer of the caller's fiber: all synchronous. */
+const prepare = (
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  key: string,
+  options: Options | undefined,
+  oneTry: boolean
+): Acquisition | InvalidArgument => {
+  const settings = checkSettings(key, options)
+  if (settings instanceof InvalidArgument) return settings
+  const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+  const startedAt = time.monotonicMillis(clock)
+  return {
+    store: Context.unsafeGet(fiber.currentContext, LockKv),
+    settings,
+    clock,
+    token: makeToken(),
+    traced: !isDefaultTracer(fiber.currentTracer),
+    startedAt,
+    deadline: oneTry ? startedAt : startedAt + settings.waitMillis,
+    turn: undefined,
+    outcome: "none",
+    lease: undefined,
+    fence: 0,
+    heldSince: 0,
+    released: false
+  }
+}
+
+/** One try in the store; with `queue`, a refused try keeps (or takes) a place in the key's queue. */
+const tryOnce = (a: Acquisition, queue: Duration.Duration | undefined): Effect.Effect<Attempt, LockKvError | InvalidArgument> => {
+  const sentAt = time.monotonicMillis(a.clock)
+  if (a.outcome === "none") a.outcome = "maybe"
+  return Effect.map(a.store.acquire(a.settings.key, a.token, a.settings.ttl, queue), (result): Attempt => {
+    if (result._tag === "Acquired") {
+      a.outcome = "held"
+      return { _tag: "Acquired", acquired: { fence: result.fence, sentAt } }
+    }
+    // Without a queue a refused try leaves nothing behind; with one, our place stays until we leave.
+    if (queue === undefined) a.outcome = "none"
+    metrics.recordContention(a.store.backend)
+    return { _tag: "Held", remaining: result.remaining }
+  })
+}
+
+/**
  * Tries until acquired, the deadline passes or the retry schedule ends. Between
  * tries it sleeps the schedule's delay, cut short by a release notification
  * addressed to it, by the end of the holder's TTL, and by the need to keep its
- * place in the queue.
+ * place in the queue. It listens before the first try, so that a release right
+ * after that try is not missed.
  */
-const acquireLoop = (
-  store: LockKvNs.Service,
-  settings: Settings,
-  token: string,
-  deadline: number,
-  backoff: (now: number) => Effect.Effect<Option.Option<number>>,
-  outcome: { current: Outcome }
+const waitingTries = (
+  a: Acquisition,
+  backoff: (now: number) => Effect.Effect<Option.Option<number>>
 ): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> =>
-  Effect.gen(function*() {
-    const { key, ttl } = settings
-    const now0 = yield* time.now
-    const waits = deadline > now0
-    const queue = waits ? queuePlace : undefined
-    const tryOnce: Effect.Effect<Attempt, LockKvError | InvalidArgument> = Effect.gen(function*() {
-      const sentAt = yield* time.now
-      if (outcome.current === "none") outcome.current = "maybe"
-      const result = yield* store.acquire(key, token, ttl, queue)
-      if (result._tag === "Acquired") {
-        outcome.current = "held"
-        return { _tag: "Acquired", acquired: { fence: result.fence, sentAt } }
+  Effect.flatMap(a.store.watchReleases(a.settings.key, a.token), (watcher) =>
+    Effect.flatMap(Effect.suspend(() => tryOnce(a, queuePlace)), (first) => {
+      if (first._tag === "Acquired") {
+        watcher.close()
+        return Effect.succeed(first.acquired)
       }
-      // Without a queue a refused try leaves nothing behind; with one, our place stays until we leave.
-      if (!waits) outcome.current = "none"
-      yield* metrics.recordContention(store.backend)
-      return { _tag: "Held", remaining: result.remaining }
-    })
+      return Effect.ensuring(tryLoop(a, backoff, watcher, first.remaining), Effect.sync(watcher.close))
+    }))
 
-    // Listen before the first try, so that a release right after it is not missed.
-    const watcher = waits ? yield* store.watchReleases(key, token) : undefined
-    return yield* tryLoop(settings, deadline, backoff, tryOnce, watcher).pipe(
-      Effect.ensuring(Effect.sync(() => watcher?.close()))
-    )
-  })
-
-/** The tries of `acquireLoop`, while `watcher` (if any) listens for releases. */
 const tryLoop = (
-  settings: Settings,
-  deadline: number,
+  a: Acquisition,
   backoff: (now: number) => Effect.Effect<Option.Option<number>>,
-  tryOnce: Effect.Effect<Attempt, LockKvError | InvalidArgument>,
-  watcher: ReleaseWatcher | undefined
+  watcher: ReleaseWatcher,
+  held: Option.Option<Duration.Duration>
 ): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> =>
   Effect.gen(function*() {
-    const { key } = settings
-    const first = yield* tryOnce
-    if (first._tag === "Acquired") return first.acquired
-    if (watcher === undefined) return yield* notAcquired(key)
-
-    let remaining = first.remaining
+    const { deadline } = a
+    const { key } = a.settings
+    let remaining = held
     while (true) {
-      const now = yield* time.now
+      const now = time.monotonicMillis(a.clock)
       if (now >= deadline) return yield* notAcquired(key)
       const next = yield* backoff(now)
       if (Option.isNone(next)) return yield* notAcquired(key)
@@ -194,11 +261,178 @@ const tryLoop = (
       const ttlEnd = Option.match(remaining, { onNone: () => Infinity, onSome: (d) => Duration.toMillis(d) + 1 })
       const delay = Math.max(0, Math.ceil(Math.min(scheduled, ttlEnd, queueRefreshMillis, deadline - now)))
       yield* Effect.raceFirst(Effect.sleep(Duration.millis(delay)), watcher.next)
-      const attempt = yield* tryOnce
+      const attempt = yield* Effect.suspend(() => tryOnce(a, queuePlace))
       if (attempt._tag === "Acquired") return attempt.acquired
       remaining = attempt.remaining
     }
   })
+
+/** Starts the lease of a lock just acquired (renewal, validity deadline). */
+const establish = (a: Acquisition, acquired: Acquired): Effect.Effect<void, LockNotAcquired> => {
+  const { key, ttlMillis, autoExtend } = a.settings
+  const heldSince = time.monotonicMillis(a.clock)
+  a.heldSince = heldSince
+  a.fence = acquired.fence
+  metrics.recordAcquired(a.store.backend, heldSince - a.startedAt)
+  const lease = leases.makeLease({ key, token: a.token, ttlMillis, autoExtend, sentAt: acquired.sentAt })
+  // The lock is gone: let the next fiber of this process try.
+  lease.onLost.push(a.turn!.pass)
+  a.lease = lease
+  // The try may have waited for a connection before it was sent, so its send
+  // time (read before) can be long past: confirm the lock once more right away
+  // rather than let the deadline declare a good lock lost.
+  if (heldSince - acquired.sentAt <= ttlMillis / 3) return leases.track(a.store, lease)
+  return leases.renew(a.store, lease, ttlMillis).pipe(
+    Effect.catchTag("LockLost", () => Effect.fail(notAcquiredAfterLoss(key))),
+    Effect.catchTag("LockKvError", () => Effect.void),
+    Effect.zipRight(Effect.suspend(() => leases.track(a.store, lease)))
+  )
+}
+
+/** Tries in the store once this fiber has the local turn: once, or until the deadline. */
+const contend = (a: Acquisition, backoff: ((now: number) => Effect.Effect<Option.Option<number>>) | undefined) => {
+  const attempt = a.deadline > time.monotonicMillis(a.clock)
+    ? waitingTries(a, backoff ?? makeBackoff(a.settings.key, a.settings.retry))
+    : Effect.flatMap(
+      tryOnce(a, undefined),
+      (first) => first._tag === "Acquired" ? Effect.succeed(first.acquired) : Effect.fail(notAcquired(a.settings.key))
+    )
+  return Effect.flatMap(attempt, (acquired) => establish(a, acquired))
+}
+
+/**
+ * Gets the lock. Fibers of this process queue in process first (synchronously
+ * when nobody else holds or awaits the key), so only one at a time contends in
+ * the store. Does not clean up after itself: `finish` does.
+ */
+const takeLock = (a: Acquisition): Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument> => {
+  const { key } = a.settings
+  const turn = localQueue.tryEnter(a.store, key)
+  let taking: Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument>
+  if (turn !== undefined) {
+    a.turn = turn
+    taking = contend(a, undefined)
+  } else if (a.deadline <= a.startedAt) {
+    // Held by another fiber of this process: a failed try like any other.
+    metrics.recordContention(a.store.backend)
+    return Effect.fail(notAcquired(key))
+  } else {
+    const backoff = makeBackoff(key, a.settings.retry)
+    taking = Effect.flatMap(localQueue.enter(a.store, key, a.deadline, backoff), (entered) => {
+      if (Option.isNone(entered)) {
+        metrics.recordContention(a.store.backend)
+        return Effect.fail(notAcquired(key))
+      }
+      a.turn = entered.value
+      return contend(a, backoff)
+    })
+  }
+  return a.traced
+    ? Effect.withSpan(taking, "effect-lock.acquire", {
+      attributes: { "lock.key": key, "lock.backend": a.store.backend },
+      captureStackTrace: false
+    })
+    : taking
+}
+
+/**
+ * Deletes only our own token (or our place in the queue), so it is safe whatever
+ * happened meanwhile. Idempotent; `false` when there was nothing of ours to delete.
+ */
+const releaseOnce = (a: Acquisition): Effect.Effect<boolean, LockKvError> => {
+  if (a.released) return Effect.succeed(false)
+  a.released = true
+  if (a.lease !== undefined) {
+    leases.untrack(a.store, a.lease)
+    metrics.recordHoldTime(a.store.backend, time.monotonicMillis(a.clock) - a.heldSince)
+  }
+  if (a.outcome === "none") return Effect.succeed(false)
+  const release = Effect.catchTag(
+    a.store.release(a.settings.key, a.token),
+    "InvalidArgument",
+    () => Effect.succeed(false)
+  )
+  return a.traced
+    ? Effect.withSpan(release, "effect-lock.release", { attributes: { "lock.key": a.settings.key }, captureStackTrace: false })
+    : release
+}
+
+/**
+ * Releases (or undoes a try whose outcome is unknown) and hands the local turn
+ * on; run uninterruptibly, after the section. A failed release never fails the
+ * section: the key then expires by its TTL.
+ */
+const finish = (a: Acquisition): Effect.Effect<void> =>
+  Effect.matchCauseEffect(releaseOnce(a), {
+    onFailure: (cause) => {
+      a.turn?.pass()
+      const failure = Cause.failureOption(cause)
+      return Option.isSome(failure)
+        ? Effect.logDebug("effect-lock: release failed; the key will expire by its TTL", failure.value.message)
+        : Effect.failCause(cause as Cause.Cause<never>)
+    },
+    onSuccess: () => {
+      a.turn?.pass()
+      return Effect.void
+    }
+  })
+
+const makeHandle = (a: Acquisition): Handle => {
+  const lease = a.lease!
+  const { key } = a.settings
+  return {
+    key,
+    token: a.token,
+    fence: a.fence,
+    lost: leases.awaitLost(lease),
+    extend: (ttl) =>
+      Effect.suspend((): Effect.Effect<void, LockLost | LockKvError | InvalidArgument> => {
+        if (lease.lostError !== undefined) return Effect.fail(lease.lostError)
+        if (a.released) return Effect.fail(new LockLost({ key, message: `lock "${key}" was released` }))
+        if (ttl === undefined) return leases.renew(a.store, lease, lease.ttlMillis)
+        const checked = checkTtl(ttl)
+        if (checked instanceof InvalidArgument) return Effect.fail(checked)
+        return leases.renew(a.store, lease, Duration.toMillis(checked))
+      }),
+    // Released early: the next fiber of this process may go at once.
+    release: Effect.ensuring(Effect.suspend(() => releaseOnce(a)), Effect.sync(() => a.turn?.pass()))
+  }
+}
+
+/**
+ * Takes the lock, then runs `use` (uninterruptible, like the release of
+ * `acquireUseRelease`); on failure or interruption of the taking, `finish`
+ * undoes it. Everything before the first store call runs in one step.
+ */
+const locked = <X, E, R>(
+  key: string,
+  options: Options | undefined,
+  oneTry: boolean,
+  use: (
+    a: Acquisition,
+    restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>
+  ) => Effect.Effect<X, E, R>,
+  /** When given, the result if the lock is held elsewhere (instead of `LockNotAcquired`). */
+  refused?: () => X
+): Effect.Effect<X, E | LockNotAcquired | LockKvError | InvalidArgument, R | LockKv> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.withFiberRuntime((fiber) => {
+      const a = prepare(fiber, key, options, oneTry)
+      if (a instanceof InvalidArgument) return Effect.fail(a)
+      return Effect.matchCauseEffect(restore(takeLock(a)), {
+        onFailure: (cause) => {
+          if (refused !== undefined) {
+            const failure = Cause.failureOption(cause)
+            if (Option.isSome(failure) && failure.value._tag === "LockNotAcquired") {
+              return Effect.as(finish(a), refused())
+            }
+          }
+          return Effect.zipRight(finish(a), Effect.failCause(cause))
+        },
+        onSuccess: () => use(a, restore)
+      })
+    })
+  )
 
 /**
  * Acquires `key` in the current Scope: the lock is released when the Scope closes,
@@ -210,118 +444,48 @@ export const acquire = (
   key: string,
   options?: Options | undefined
 ): Effect.Effect<Handle, LockNotAcquired | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
-  Effect.gen(function*() {
-    const settings = yield* validate(key, options)
-    const store = yield* LockKv
-    const scope = yield* Effect.scope
-    const token = makeToken()
-    const outcome: { current: Outcome } = { current: "none" }
-    const clock = yield* Effect.clock
-    const waitStart = time.monotonicMillis(clock)
-    const deadline = waitStart + Duration.toMillis(settings.wait)
-
-    // Fibers of this process queue here first: one at a time contends in the store.
-    const backoff = makeBackoff(key, settings.retry)
-    const turn = yield* localQueue.enter(store, key, deadline, backoff)
-    if (Option.isNone(turn)) {
-      // Held by another fiber of this process: a failed try like any other.
-      yield* metrics.recordContention(store.backend)
-      return yield* notAcquired(key)
-    }
-    const passTurn = Effect.sync(turn.value.pass)
-
-    let lease: Lease | undefined
-    let released = false
-    // Deletes only our own token (or our place in the queue), so it is safe whatever happened meanwhile.
-    const releaseStore: Effect.Effect<boolean, LockKvError> = Effect.suspend(() => {
-      if (released) return Effect.succeed(false)
-      released = true
-      if (lease !== undefined) leases.untrack(store, lease)
-      if (outcome.current === "none") return Effect.succeed(false)
-      if (lease !== undefined) metrics.recordHoldTime(store.backend, time.monotonicMillis(clock) - heldSince)
-      return store.release(key, token).pipe(
-        Effect.catchTag("InvalidArgument", () => Effect.succeed(false)),
-        withSpan("effect-lock.release", { "lock.key": key })
-      )
-    })
-    // Registered before the first try: an attempt whose outcome is unknown
-    // (interrupted or failed in flight) is undone by token when the Scope closes.
-    // A failed release never fails the section: the key then expires by its TTL.
-    yield* Scope.addFinalizer(
-      scope,
-      releaseStore.pipe(
-        Effect.catchAll((error) =>
-          Effect.logDebug("effect-lock: release failed; the key will expire by its TTL", error.message)
-        ),
-        Effect.ensuring(passTurn)
-      )
-    )
-
-    const acquired = yield* acquireLoop(store, settings, token, deadline, backoff, outcome).pipe(
-      withSpan("effect-lock.acquire", { "lock.key": key, "lock.backend": store.backend })
-    )
-    const heldSince = time.monotonicMillis(clock)
-    metrics.recordAcquired(store.backend, heldSince - waitStart)
-
-    const held = leases.makeLease({
-      key,
-      token,
-      ttlMillis: Duration.toMillis(settings.ttl),
-      autoExtend: settings.autoExtend,
-      sentAt: acquired.sentAt
-    })
-    // The lock is gone: let the next fiber of this process try.
-    held.onLost.push(turn.value.pass)
-    lease = held
-    // The try may have waited for a connection before it was sent, so its send
-    // time (read before) can be long past: confirm the lock once more right away
-    // rather than let the deadline declare a good lock lost.
-    if (heldSince - acquired.sentAt > held.ttlMillis / 3) {
-      yield* leases.renew(store, held, held.ttlMillis).pipe(
-        Effect.catchTag("LockLost", () => Effect.fail(notAcquiredAfterLoss(key))),
-        Effect.catchTag("LockKvError", () => Effect.void)
-      )
-    }
-    yield* leases.track(store, held)
-
-    const handle: Handle = {
-      key,
-      token,
-      fence: acquired.fence,
-      lost: leases.awaitLost(held),
-      extend: (ttl) =>
-        Effect.gen(function*() {
-          if (held.lostError !== undefined) return yield* held.lostError
-          if (released) return yield* new LockLost({ key, message: `lock "${key}" was released` })
-          const millis = ttl === undefined ? held.ttlMillis : Duration.toMillis(yield* validateTtl(ttl))
-          yield* leases.renew(store, held, millis)
-        }),
-      release: releaseStore
-    }
-    handles.set(handle, held)
-    return handle
-  })
-
-/** The lease behind each handle, for `withLock` to interrupt its effect on loss. */
-const handles = new WeakMap<Handle, Lease>()
+  locked(key, options, false, (a) => Effect.as(Effect.addFinalizer(() => finish(a)), makeHandle(a)))
 
 /**
- * Runs `effect` under a held lock, in a child fiber that the lease interrupts
- * when the lock is lost; the result is then `LockLost`.
+ * Runs `effect` under the held lock `a`, in a fiber of its own that is
+ * interrupted when the lock is lost (the result is then `LockLost`). The fiber
+ * starts on the caller's stack (`immediate`) with the caller's context and
+ * FiberRefs, so an effect that never suspends costs no scheduler round; the
+ * caller, if interrupted while waiting, interrupts it and waits for its
+ * finalizers before the lock is released.
  */
-const runHeld = <A, E, R>(effect: Effect.Effect<A, E, R>, handle: Handle): Effect.Effect<A, E | LockLost, R> =>
-  Effect.gen(function*() {
-    const lease = handles.get(handle)!
-    const fiber = yield* Effect.fork(effect)
-    yield* Effect.sync(() => {
-      const interrupt = () => fiber.unsafeInterruptAsFork(fiber.id())
-      // Still inside the scope, `done` can only mean lost: then at once.
+const runHeld = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  a: Acquisition,
+  restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>
+): Effect.Effect<A, E | LockLost, R> =>
+  Effect.flatMap(Effect.runtime<R>(), (runtime) => {
+    const lease = a.lease!
+    const settle = (exit: Exit.Exit<A, E>): Exit.Exit<A, E | LockLost> =>
+      lease.lostError !== undefined && Exit.isInterrupted(exit) ? Exit.fail(lease.lostError) : exit
+    const child = Runtime.runFork(runtime)(restore(effect), { immediate: true })
+    const done = child.unsafePoll()
+    if (done !== null) return settle(done)
+    return Effect.flatten(restore(Effect.async<Exit.Exit<A, E | LockLost>>((resume) => {
+      const interrupt = () => child.unsafeInterruptAsFork(child.id())
+      // `done` before release can only mean lost: then at once.
       if (lease.done) interrupt()
       else lease.onLost.push(interrupt)
-    })
-    const exit = yield* Fiber.await(fiber)
-    if (lease.lostError !== undefined && Exit.isInterrupted(exit)) return yield* lease.lostError
-    return yield* exit
+      child.addObserver((exit) => resume(Effect.succeed(settle(exit))))
+      return Effect.asVoid(Fiber.interrupt(child))
+    })))
+  })
+
+/** Runs the section, then `finish`es (uninterruptibly, whatever its exit). */
+const runThenFinish = <A, E, R, B>(
+  effect: Effect.Effect<A, E, R>,
+  a: Acquisition,
+  restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
+  onSuccess: (a: A) => B
+): Effect.Effect<B, E | LockLost, R> =>
+  Effect.matchCauseEffect(runHeld(effect, a, restore), {
+    onFailure: (cause) => Effect.zipRight(finish(a), Effect.failCause(cause)),
+    onSuccess: (value) => Effect.as(finish(a), onSuccess(value))
   })
 
 /** Runs `effect` while holding `key`; interrupts it and fails with `LockLost` if the lock is lost. */
@@ -330,7 +494,7 @@ export const withLock = <A, E, R>(
   key: string,
   options?: Options | undefined
 ): Effect.Effect<A, E | LockNotAcquired | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
-  Effect.scoped(Effect.flatMap(acquire(key, options), (handle) => runHeld(effect, handle)))
+  locked(key, options, false, (a, restore) => runThenFinish(effect, a, restore, identity))
 
 /** One try, never waits: `Option.none()` when the lock is held elsewhere. `wait` and `retry` are checked, then ignored. */
 export const tryWithLock = <A, E, R>(
@@ -338,16 +502,10 @@ export const tryWithLock = <A, E, R>(
   key: string,
   options?: Options | undefined
 ): Effect.Effect<Option.Option<A>, E | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
-  Effect.zipRight(
-    validate(key, options),
-    Effect.scoped(
-      acquire(key, { ...options, wait: 0, retry: undefined }).pipe(
-        Effect.map(Option.some),
-        Effect.catchTag("LockNotAcquired", () => Effect.succeed(Option.none<Handle>())),
-        Effect.flatMap(Option.match({
-          onNone: () => Effect.succeed(Option.none<A>()),
-          onSome: (handle) => Effect.map(runHeld(effect, handle), Option.some)
-        }))
-      )
-    )
-  )
+  locked(
+    key,
+    options,
+    true,
+    (a, restore) => runThenFinish(effect, a, restore, Option.some),
+    Option.none<A>
+  ) as Effect.Effect<Option.Option<A>, E | LockLost | LockKvError | InvalidArgument, R | LockKv>

@@ -208,21 +208,25 @@ const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<neve
 /**
  * Puts `lease` under the store's manager (started on first use in the store's
  * lifetime, from the caller's fiber so that it reads the same Clock). Wakes the manager only when
- * this lease is due before it would wake anyway.
+ * this lease is due before it would wake anyway. Once the manager runs, the
+ * work is done when `track` is called (the effect returned is `Effect.void`).
  */
-export const track = (store: LockKv.Service, lease: Lease): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    let manager = managers.get(store)
-    if (manager === undefined) {
-      const created: Manager = { leases: new Set([lease]), wake: undefined, sleepingUntil: Infinity }
-      managers.set(store, created)
-      manager = created
-      return Effect.asVoid(Effect.forkIn(runManager(store, created), store.lifetime))
-    }
-    manager.leases.add(lease)
-    if (nextDue(lease) < manager.sleepingUntil) wakeUp(manager)
-    return Effect.void
-  })
+export const track = (store: LockKv.Service, lease: Lease): Effect.Effect<void> => {
+  const manager = managers.get(store)
+  if (manager === undefined) return Effect.suspend(() => startOrAdd(store, lease))
+  // The common case is synchronous: no effect to run, no fiber to wake.
+  manager.leases.add(lease)
+  if (nextDue(lease) < manager.sleepingUntil) wakeUp(manager)
+  return Effect.void
+}
+
+const startOrAdd = (store: LockKv.Service, lease: Lease): Effect.Effect<void> => {
+  const manager = managers.get(store)
+  if (manager !== undefined) return track(store, lease)
+  const created: Manager = { leases: new Set([lease]), wake: undefined, sleepingUntil: Infinity }
+  managers.set(store, created)
+  return Effect.asVoid(Effect.forkIn(runManager(store, created), store.lifetime))
+}
 
 /** Ends the manager's work on `lease` (released): no renewal, no deadline. */
 export const untrack = (store: LockKv.Service, lease: Lease): void => {

@@ -54,6 +54,14 @@ const handOn = (lines: Map<string, Line>, key: string): void => {
   }
 }
 
+/** The turn at once when no other fiber of this process holds or awaits `key`, else `undefined` (synchronous). */
+export const tryEnter = (store: LockKv.Service, key: string): Turn | undefined => {
+  const lines = linesOf(store)
+  if (lines.has(key)) return undefined
+  lines.set(key, { waiters: [] })
+  return makeTurn(lines, key)
+}
+
 /**
  * Waits for this fiber's turn on `key` until `deadline` (Clock millis), waking
  * at the delays `backoff` gives (each wake without the turn is a failed try; the

@@ -50,7 +50,7 @@ type Backend = keyof typeof byBackend
 
 // Synchronous updates: a lock cycle records two or three of them, and as
 // effects they would cost more than the in-memory lock itself.
-export const recordContention = (backend: Backend) => Effect.sync(() => byBackend[backend].contention.unsafeUpdate(1, []))
+export const recordContention = (backend: Backend): void => byBackend[backend].contention.unsafeUpdate(1, [])
 export const recordLost = (backend: Backend) => Effect.sync(() => byBackend[backend].lost.unsafeUpdate(1, []))
 export const recordAcquired = (backend: Backend, waitedMillis: number): void => {
   byBackend[backend].acquisitions.unsafeUpdate(1, [])

@@ -4,6 +4,8 @@ import type * as Tracer from "effect/Tracer"
 /** The tracer a runtime has when none was installed: its spans go nowhere. */
 const defaultTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 
+export const isDefaultTracer = (tracer: Tracer.Tracer): boolean => tracer === defaultTracer
+
 /**
  * `Effect.withSpan`, but only when a real tracer is installed (OpenTelemetry,
  * a test recorder): with the default tracer a span costs about as much as a

@@ -7,7 +7,8 @@ import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { AcquireResult, LockKv } from "../../LockKv.js"
-import { validateKey, validateSetOptions, validateToken, validateTtl } from "../keys.js"
+import { checkKey, checkToken, checkTtl, validateKey, validateSetOptions, validateTtl } from "../keys.js"
+import { InvalidArgument } from "../errors.js"
 import { makeReleaseHub } from "../releaseHub.js"
 
 interface Entry {
@@ -47,7 +48,10 @@ export const make = (
 
     /** Runs `f` atomically on the state with the current clock time. */
     const modify = <A>(f: (s: State, now: number) => readonly [A, State]) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.modify(state, (s) => f(s, now)))
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        return Ref.modify(state, (s) => f(s, now))
+      })
 
     const entryOf = (s: State, key: string, now: number): Entry | undefined => {
       const entry = Option.getOrUndefined(HashMap.get(s.entries, key))
@@ -83,7 +87,10 @@ export const make = (
     const del = (key: string) => Effect.flatMap(validateKey(key), () => remove(key, () => true))
 
     const compareAndDelete = (key: string, expected: string) =>
-      Effect.flatMap(validateKey(key), () => remove(key, (entry) => entry.value === expected))
+      Effect.suspend(() => {
+        const error = checkKey(key)
+        return error === undefined ? remove(key, (entry) => entry.value === expected) : Effect.fail(error)
+      })
 
     const compareAndExpire = (key: string, expected: string, ttl: Duration.DurationInput) =>
       Effect.flatMap(Effect.zip(validateKey(key), validateTtl(ttl)), ([, ttlDuration]) =>
@@ -107,8 +114,11 @@ export const make = (
     // One process: the lock engine's local FIFO already orders the waiters of a
     // key, so the memory store needs no queue of its own and ignores `queue`.
     const acquire = (key: string, token: string, ttl: Duration.Duration, _queue?: Duration.Duration | undefined) =>
-      Effect.flatMap(Effect.zip(validateKey(key), Effect.zip(validateToken(token), validateTtl(ttl))), () =>
-        modify((s, now): readonly [AcquireResult, State] => {
+      Effect.suspend(() => {
+        const checked = checkKey(key) ?? checkToken(token) ?? checkTtl(ttl)
+        if (checked instanceof InvalidArgument) return Effect.fail(checked)
+        const ttlMillis = Duration.toMillis(checked)
+        return modify((s, now): readonly [AcquireResult, State] => {
           const current = entryOf(s, key, now)
           if (current !== undefined) {
             const remaining = current.expiresAt === undefined
@@ -118,14 +128,16 @@ export const make = (
           }
           const fence = Option.getOrElse(HashMap.get(s.fences, key), () => 0) + 1
           return [{ _tag: "Acquired", fence }, {
-            entries: HashMap.set(s.entries, key, { value: token, expiresAt: now + Duration.toMillis(ttl) }),
+            entries: HashMap.set(s.entries, key, { value: token, expiresAt: now + ttlMillis }),
             fences: HashMap.set(s.fences, key, fence)
           }]
-        }))
+        })
+      })
 
     const release = (key: string, token: string) =>
-      Effect.tap(compareAndDelete(key, token), (released) => {
+      Effect.map(compareAndDelete(key, token), (released) => {
         if (released) hub.signal(key)
+        return released
       })
 
     const fence = (key: string) =>
