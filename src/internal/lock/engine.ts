@@ -124,6 +124,11 @@ interface Acquired {
   readonly fence: number
   /** Clock millis at which the winning command was sent. */
   readonly sentAt: number
+  /**
+   * Set when a release handed us the lock for the rest of our queue place
+   * rather than our ttl: it must be extended to the ttl soon.
+   */
+  readonly grantedForMillis?: number | undefined
 }
 
 type Attempt =
@@ -175,6 +180,8 @@ interface Acquisition {
   fence: number
   heldSince: number
   released: boolean
+  /** Clock millis at which the last try was sent. */
+  lastTrySentAt: number
 }
 
 /** Checks the arguments and reads the store, clock and tracer of the caller's fiber: all synchronous. */
@@ -201,13 +208,15 @@ const prepare = (
     lease: undefined,
     fence: 0,
     heldSince: 0,
-    released: false
+    released: false,
+    lastTrySentAt: startedAt
   }
 }
 
 /** One try in the store; with `queue`, a refused try keeps (or takes) a place in the key's queue. */
 const tryOnce = (a: Acquisition, queue: Duration.Duration | undefined): Effect.Effect<Attempt, LockKvError | InvalidArgument> => {
   const sentAt = time.monotonicMillis(a.clock)
+  a.lastTrySentAt = sentAt
   if (a.outcome === "none") a.outcome = "maybe"
   return Effect.map(a.store.acquire(a.settings.key, a.token, a.settings.ttl, queue), (result): Attempt => {
     if (result._tag === "Acquired") {
@@ -260,7 +269,13 @@ const tryLoop = (
       // Never sleep past the holder's TTL (+1 ms so the key is surely gone) or past the deadline.
       const ttlEnd = Option.match(remaining, { onNone: () => Infinity, onSome: (d) => Duration.toMillis(d) + 1 })
       const delay = Math.max(0, Math.ceil(Math.min(scheduled, ttlEnd, queueRefreshMillis, deadline - now)))
-      yield* Effect.raceFirst(Effect.sleep(Duration.millis(delay)), watcher.next)
+      const wake = yield* Effect.raceFirst(Effect.as(Effect.sleep(Duration.millis(delay)), undefined), watcher.next)
+      if (wake?._tag === "Granted") {
+        // The releaser handed the lock over: no try needed. It lives at least
+        // until our place would have ended, counted from our last try's send.
+        a.outcome = "held"
+        return { fence: wake.fence, sentAt: a.lastTrySentAt, grantedForMillis: Duration.toMillis(queuePlace) }
+      }
       const attempt = yield* Effect.suspend(() => tryOnce(a, queuePlace))
       if (attempt._tag === "Acquired") return attempt.acquired
       remaining = attempt.remaining
@@ -274,16 +289,26 @@ const establish = (a: Acquisition, acquired: Acquired): Effect.Effect<void, Lock
   a.heldSince = heldSince
   a.fence = acquired.fence
   metrics.recordAcquired(a.store.backend, heldSince - a.startedAt)
-  const lease = leases.makeLease({ key, token: a.token, ttlMillis, autoExtend, sentAt: acquired.sentAt })
+  const lease = leases.makeLease({
+    key,
+    token: a.token,
+    ttlMillis,
+    autoExtend,
+    sentAt: acquired.sentAt,
+    setTtlMillis: acquired.grantedForMillis
+  })
   // The lock is gone: let the next fiber of this process try.
   lease.onLost.push(a.turn!.pass)
   a.lease = lease
   // The try may have waited for a connection before it was sent, so its send
   // time (read before) can be long past: confirm the lock once more right away
-  // rather than let the deadline declare a good lock lost.
-  if (heldSince - acquired.sentAt <= ttlMillis / 3) return leases.track(a.store, lease)
+  // rather than let the deadline declare a good lock lost. A granted lock
+  // without auto-extension gets its own ttl at once too.
+  const late = heldSince - acquired.sentAt > lease.currentTtlMillis / 3
+  if (!late && (autoExtend || acquired.grantedForMillis === undefined)) return leases.track(a.store, lease)
   return leases.renew(a.store, lease, ttlMillis).pipe(
     Effect.catchTag("LockLost", () => Effect.fail(notAcquiredAfterLoss(key))),
+    // Unconfirmed: the lease's deadline still guards it (and auto-extension retries).
     Effect.catchTag("LockKvError", () => Effect.void),
     Effect.zipRight(Effect.suspend(() => leases.track(a.store, lease)))
   )

@@ -25,6 +25,11 @@ export interface Lease {
   validUntil: number
   /** Clock millis at which the last confirmed acquiring/renewing command was sent. */
   lastSent: number
+  /**
+   * The TTL that command set: `ttlMillis`, or less when the store granted the
+   * lock for the rest of a queue place, or what `extend` set. Renewals follow it.
+   */
+  currentTtlMillis: number
   /** Set while a renewal is in flight. */
   renewing: boolean
   /** The error of the last failed renewal, while no renewal has succeeded since. */
@@ -51,13 +56,16 @@ export const makeLease = (options: {
   readonly ttlMillis: number
   readonly autoExtend: boolean
   readonly sentAt: number
+  /** The TTL the acquiring command set, when not `ttlMillis`. */
+  readonly setTtlMillis?: number | undefined
 }): Lease => ({
   key: options.key,
   token: options.token,
   ttlMillis: options.ttlMillis,
   autoExtend: options.autoExtend,
-  validUntil: options.sentAt + validityMillis(options.ttlMillis),
+  validUntil: options.sentAt + validityMillis(options.setTtlMillis ?? options.ttlMillis),
   lastSent: options.sentAt,
+  currentTtlMillis: options.setTtlMillis ?? options.ttlMillis,
   renewing: false,
   lastError: undefined,
   lastAttempt: 0,
@@ -110,8 +118,13 @@ export const renew = (
       return yield* Effect.flip(awaitLost(lease))
     }
     if (!lease.done) {
-      lease.validUntil = Math.max(lease.validUntil, sentAt + validityMillis(ttlMillis))
-      lease.lastSent = Math.max(lease.lastSent, sentAt)
+      // The command sent last set the key's TTL (one connection keeps the order):
+      // its TTL decides, longer or shorter than before.
+      if (sentAt >= lease.lastSent) {
+        lease.validUntil = sentAt + validityMillis(ttlMillis)
+        lease.lastSent = sentAt
+        lease.currentTtlMillis = ttlMillis
+      }
       lease.lastError = undefined
     }
   })
@@ -135,9 +148,9 @@ const nextDue = (lease: Lease): number => {
   // Whole milliseconds: a fractional due time would never be reached exactly by a
   // clock that keeps whole (or truncated) milliseconds, and the manager would spin.
   const renewAt = lease.lastError === undefined
-    ? lease.lastSent + Math.floor(lease.ttlMillis / 3)
+    ? lease.lastSent + Math.floor(lease.currentTtlMillis / 3)
     // After a failed renewal, try again soon: the lock is still valid for a while.
-    : lease.lastAttempt + Math.max(1, Math.min(lease.ttlMillis / 12, 500))
+    : lease.lastAttempt + Math.max(1, Math.min(lease.currentTtlMillis / 12, 500))
   return Math.min(renewAt, lease.validUntil)
 }
 
