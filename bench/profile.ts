@@ -213,7 +213,7 @@ const summarize = (profile: CpuProfile, window: LoopWindow | undefined, maps: Re
 
 /** effect-lock `withLock` on `LockKv.layerMemory`, in the loop the Redis contenders use. */
 const memoryClient = async (): Promise<RedisClient> => {
-  const { Lock, LockKv } = await import("../src/index.js")
+  const { Lock, LockKv } = await import("./lib/effectLock.js")
   const ManagedRuntime = await import("effect/ManagedRuntime")
   const { effectLoop } = await import("./lib/loop.js")
   const runtime = ManagedRuntime.make(LockKv.layerMemory)
@@ -234,7 +234,7 @@ const takeCensus = async (contenderId: string, url: string): Promise<Census | un
     ? "acquire"
     : undefined
   if (form === undefined) return undefined
-  const { Lock, LockKv } = await import("../src/index.js")
+  const { Lock, LockKv } = await import("./lib/effectLock.js")
   const Effect = await import("effect/Effect")
   const Layer = await import("effect/Layer")
   const ManagedRuntime = await import("effect/ManagedRuntime")

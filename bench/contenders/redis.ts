@@ -16,7 +16,8 @@ import { Redis } from "ioredis"
 import { randomUUID } from "node:crypto"
 import { Mutex } from "redis-semaphore"
 import Redlock from "redlock"
-import { Lock, LockKv } from "../../src/index.js"
+import type { LockKv as LockKvTypes } from "../../src/index.js"
+import { Lock, LockKv } from "../lib/effectLock.js"
 import { effectLoop, type EffectLock, type LoopSpec, promiseLoop, type PromiseLock } from "../lib/loop.js"
 import { sleep } from "../lib/time.js"
 
@@ -187,7 +188,7 @@ const effectLock = (form: "withLock" | "acquire"): RedisContender => ({
       LockKv.layerRedis({ url, namespace: "bench" }).pipe(Layer.orDie)
     )
     await runtime.runPromise(LockKv.LockKv)
-    const lock: EffectLock<LockKv.LockKv> = form === "withLock"
+    const lock: EffectLock<LockKvTypes.LockKv> = form === "withLock"
       ? (section) => Lock.withLock(section, key)
       : (section) => Effect.scoped(Effect.zipRight(Lock.acquire(key), section))
     return {

@@ -9,7 +9,7 @@
 import { Mutex } from "async-mutex"
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import { Lock, LockKv } from "../../src/index.js"
+import { Lock, LockKv } from "../lib/effectLock.js"
 import type { BenchConfig } from "../lib/config.js"
 import { ratio } from "../lib/stats.js"
 import { int, num, renderTable, section } from "../lib/table.js"

@@ -6,7 +6,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import { LockKv } from "../../src/index.js"
+import { LockKv } from "../lib/effectLock.js"
 import type { BenchConfig } from "../lib/config.js"
 import { int, num, renderTable, section } from "../lib/table.js"
 import { collectGarbage, now, sleep } from "../lib/time.js"
