@@ -16,12 +16,14 @@ import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type * as LockKv from "../../LockKv.js"
 import { InvalidArgument, LockKvError } from "../errors.js"
 import {
+  checkKey,
+  checkToken,
+  checkTtl,
   companionKey,
   namespaced,
   releaseChannel,
   validateKey,
   validateSetOptions,
-  validateToken,
   validateTtl
 } from "../keys.js"
 import { makeReleaseHub, released } from "../releaseHub.js"
@@ -530,40 +532,53 @@ export const make = (
         }),
       pttl: (key) =>
         Effect.flatMap(full(key), (k) => call("pttl", () => client.pttl(k))).pipe(Effect.map(toRemaining)),
+      // The hot path of every lock cycle: synchronous checks, then one command.
       acquire: (key, token, ttl, queue) =>
-        Effect.gen(function*() {
-          const k = yield* full(key)
-          const t = yield* validateToken(token)
-          const millis = Duration.toMillis(yield* validateTtl(ttl))
-          const place = queue === undefined ? 0 : Duration.toMillis(yield* validateTtl(queue, "queue"))
-          const reply: unknown = yield* call("acquire", () =>
-            client.lockAcquire(
-              k,
-              companionKey(k, "fence"),
-              companionKey(k, "queue"),
-              companionKey(k, "places"),
-              t,
-              millis,
-              place
-            ))
-          return yield* toAcquireResult(reply)
+        Effect.suspend((): Effect.Effect<LockKv.AcquireResult, LockKvError | InvalidArgument> => {
+          const invalid = checkKey(key) ?? checkToken(token)
+          if (invalid !== undefined) return Effect.fail(invalid)
+          const ttlChecked = checkTtl(ttl)
+          if (ttlChecked instanceof InvalidArgument) return Effect.fail(ttlChecked)
+          let place = 0
+          if (queue !== undefined) {
+            const placeChecked = checkTtl(queue, "queue")
+            if (placeChecked instanceof InvalidArgument) return Effect.fail(placeChecked)
+            place = Duration.toMillis(placeChecked)
+          }
+          const k = namespaced(namespace, key)
+          const millis = Duration.toMillis(ttlChecked)
+          return Effect.flatMap(
+            call("acquire", () =>
+              client.lockAcquire(
+                k,
+                companionKey(k, "fence"),
+                companionKey(k, "queue"),
+                companionKey(k, "places"),
+                token,
+                millis,
+                place
+              )),
+            toAcquireResult
+          )
         }),
       release: (key, token) =>
-        Effect.gen(function*() {
-          const caller = yield* validateKey(key)
-          const t = yield* validateToken(token)
-          const k = namespaced(namespace, caller)
-          const reply = yield* call("release", () =>
-            client.lockRelease(
-              k,
-              companionKey(k, "fence"),
-              companionKey(k, "queue"),
-              companionKey(k, "places"),
-              t,
-              channel,
-              caller
-            ))
-          return isOne(reply)
+        Effect.suspend((): Effect.Effect<boolean, LockKvError | InvalidArgument> => {
+          const invalid = checkKey(key) ?? checkToken(token)
+          if (invalid !== undefined) return Effect.fail(invalid)
+          const k = namespaced(namespace, key)
+          return Effect.map(
+            call("release", () =>
+              client.lockRelease(
+                k,
+                companionKey(k, "fence"),
+                companionKey(k, "queue"),
+                companionKey(k, "places"),
+                token,
+                channel,
+                key
+              )),
+            isOne
+          )
         }),
       fence: (key) =>
         Effect.gen(function*() {
