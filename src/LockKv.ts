@@ -170,8 +170,10 @@ export declare namespace LockKv {
     ) => Effect.Effect<AcquireResult, LockKvError | InvalidArgument>
     /**
      * Gives up `key` for `token`, atomically: deletes the lock when it holds
-     * `token`, or removes `token` from the queue of waiters; then wakes the next
-     * waiter. `true` when this call deleted the lock.
+     * `token`, or removes `token` from the queue of waiters; then hands the lock
+     * on to the next live waiter in a store's queue (Redis: a `Granted` wake with
+     * the next fence) or wakes the next waiter (memory). `true` when this call
+     * deleted the lock.
      */
     readonly release: (key: string, token: string) => Effect.Effect<boolean, LockKvError | InvalidArgument>
     /** The last fencing token handed out for `key`, if any. */
@@ -180,8 +182,10 @@ export declare namespace LockKv {
      * Starts listening for releases of `key` as the waiter `token`, until the
      * watcher is closed. `next` completes once a release has woken this waiter
      * since it last completed (a release between registration and waiting is
-     * not lost). Notifications are a hint: they may be missed, so waiters also
-     * wake when the holder's TTL ends.
+     * not lost), with `Granted` when the release handed it the lock.
+     * Notifications are a hint: they may be missed, so waiters also wake when
+     * the holder's TTL ends, and a waiter that missed a grant finds the lock in
+     * its own token at its next queued try.
      */
     readonly watchReleases: (key: string, token: string) => Effect.Effect<ReleaseWatcher>
   }
