@@ -550,9 +550,8 @@ export const make = (
         })
       })
 
-    // While connected, a command is bounded by ioredis' `commandTimeout` (and
-    // fails at once when the connection drops): no timer or fiber of our own on
-    // the hot path. Otherwise the call first waits for the connection, bounded
+    // While connected, a command is bounded by the stall watchdog (and fails at
+    // once when the connection drops): no timer or fiber per call on the hot path. Otherwise the call first waits for the connection, bounded
     // by `callTimeout`.
     const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, LockKvError> =>
       Effect.suspend(() =>
