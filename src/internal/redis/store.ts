@@ -182,8 +182,10 @@ const describeStall = () =>
 const stallCheckMillis = 250
 
 interface StallWatch {
-  /** Counts `promise` as in flight until it settles. */
-  readonly track: <A>(promise: Promise<A>) => Promise<A>
+  /** A command was sent: in flight until `settled`. */
+  readonly sent: () => void
+  /** A command got its reply (or failed). */
+  readonly settled: () => void
   /** How many times a silent connection was dropped. */
   readonly drops: number
 }
@@ -199,23 +201,13 @@ const watchStalls = (client: Redis): Effect.Effect<StallWatch, never, Scope.Scop
     let pending = 0
     let lastProgress = 0
     let drops = 0
-    const settled = () => {
-      pending--
-      lastProgress = performance.now()
-    }
     const watch: StallWatch = {
-      track: (promise) => {
+      sent: () => {
         if (pending++ === 0) lastProgress = performance.now()
-        return promise.then(
-          (value) => {
-            settled()
-            return value
-          },
-          (error) => {
-            settled()
-            throw error
-          }
-        )
+      },
+      settled: () => {
+        pending--
+        lastProgress = performance.now()
       },
       get drops() {
         return drops
@@ -537,17 +529,31 @@ export const make = (
     const stalls = yield* watchStalls(main.client)
 
     const send = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, LockKvError> =>
-      Effect.suspend(() => {
+      Effect.async<A, LockKvError>((resume) => {
         const dropsBefore = stalls.drops
-        return Effect.tryPromise({
-          try: () => stalls.track(run()),
-          catch: (error) => {
-            const cause = sanitize(error, secrets)
-            // Failed because the watchdog dropped the silent connection: say so.
-            const why = stalls.drops !== dropsBefore ? describeStall() : describe(cause)
-            return new LockKvError({ operation, message: `Redis ${operation} failed: ${why}`, cause })
+        const failed = (error: unknown) => {
+          const cause = sanitize(error, secrets)
+          // Failed because the watchdog dropped the silent connection: say so.
+          const why = stalls.drops !== dropsBefore ? describeStall() : describe(cause)
+          return Effect.fail(new LockKvError({ operation, message: `Redis ${operation} failed: ${why}`, cause }))
+        }
+        let sent: Promise<A>
+        try {
+          sent = run()
+        } catch (error) {
+          return resume(failed(error))
+        }
+        stalls.sent()
+        sent.then(
+          (value) => {
+            stalls.settled()
+            resume(Effect.succeed(value))
+          },
+          (error) => {
+            stalls.settled()
+            resume(failed(error))
           }
-        })
+        )
       })
 
     // While connected, a command is bounded by the stall watchdog (and fails at
