@@ -92,6 +92,13 @@ export interface ReleaseWatcher {
    * replaced by a later `Released`.
    */
   readonly next: Effect.Effect<Wake>
+  /**
+   * `next` as a callback, for waiters that race it against a timer without a
+   * fiber per race: calls `listener` once with the next wake (at once when one
+   * is pending). The returned function cancels; a wake arriving afterwards is
+   * kept for the next call.
+   */
+  readonly onNext: (listener: (wake: Wake) => void) => () => void
   /** Stops listening. Idempotent. */
   readonly close: () => void
 }

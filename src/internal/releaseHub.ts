@@ -1,6 +1,4 @@
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as FiberId from "effect/FiberId"
 import type { ReleaseWatcher, Wake } from "../LockKv.js"
 
 /**
@@ -27,13 +25,12 @@ export interface ReleaseHub {
 export const released: Wake = { _tag: "Released" }
 
 interface Latch {
-  /** The wake not yet returned by `next`. */
+  /** The wake not yet handed to a caller. */
   pending: Wake | undefined
-  /** Completed (and cleared) when a wake arrives while `next` waits. */
-  waiting: Deferred.Deferred<void> | undefined
+  /** Set while a caller waits: called once, with the wake, when one arrives. */
+  listener: ((wake: Wake) => void) | undefined
 }
 
-/** A grant wins over a release; of two grants, the later (larger fence) wins. */
 const merge = (pending: Wake | undefined, wake: Wake): Wake =>
   pending === undefined || (wake._tag === "Granted" && (pending._tag === "Released" || wake.fence > pending.fence))
     ? wake
@@ -41,10 +38,12 @@ const merge = (pending: Wake | undefined, wake: Wake): Wake =>
 
 const fire = (latch: Latch, wake: Wake) => {
   latch.pending = merge(latch.pending, wake)
-  const waiting = latch.waiting
-  if (waiting !== undefined) {
-    latch.waiting = undefined
-    Deferred.unsafeDone(waiting, Effect.void)
+  const listener = latch.listener
+  if (listener !== undefined) {
+    latch.listener = undefined
+    const taken = latch.pending
+    latch.pending = undefined
+    listener(taken)
   }
 }
 
@@ -52,28 +51,37 @@ export const makeReleaseHub = (): ReleaseHub => {
   const watchers = new Map<string, Map<string, Latch>>()
   const watch = (key: string, token: string) =>
     Effect.sync((): ReleaseWatcher => {
-      const latch: Latch = { pending: undefined, waiting: undefined }
+      const latch: Latch = { pending: undefined, listener: undefined }
       let byToken = watchers.get(key)
       if (byToken === undefined) {
         byToken = new Map()
         watchers.set(key, byToken)
       }
       byToken.set(token, latch)
-      // The wake is taken from the latch only by the step that returns it: a
-      // `next` interrupted while waiting (say, by a timer that won a race)
-      // leaves any wake that arrives meanwhile for the next call.
-      const next: Effect.Effect<Wake> = Effect.suspend(() => {
+      // A wake is taken from the latch only when it is handed to a listener: a
+      // wait cancelled meanwhile (say, by a timer that came first) leaves any
+      // wake that arrives afterwards for the next call.
+      const onNext = (listener: (wake: Wake) => void): (() => void) => {
         const wake = latch.pending
         if (wake !== undefined) {
           latch.pending = undefined
-          return Effect.succeed(wake)
+          listener(wake)
+          return () => {}
         }
-        latch.waiting ??= Deferred.unsafeMake(FiberId.none)
-        return Effect.zipRight(Deferred.await(latch.waiting), next)
+        latch.listener = listener
+        return () => {
+          if (latch.listener === listener) latch.listener = undefined
+        }
+      }
+      const next: Effect.Effect<Wake> = Effect.async<Wake>((resume) => {
+        const cancel = onNext((wake) => resume(Effect.succeed(wake)))
+        return Effect.sync(cancel)
       })
       return {
         next,
+        onNext,
         close: () => {
+          latch.listener = undefined
           const current = watchers.get(key)
           if (current !== undefined && current.get(token) === latch) {
             current.delete(token)

@@ -14,7 +14,7 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import type { Handle, Options } from "../../Lock.js"
-import type { LockKv as LockKvNs, ReleaseWatcher } from "../../LockKv.js"
+import type { LockKv as LockKvNs, ReleaseWatcher, Wake } from "../../LockKv.js"
 import { LockKv } from "../../LockKv.js"
 import { InvalidArgument, type LockKvError } from "../errors.js"
 import { checkKey, checkTtl } from "../keys.js"
@@ -25,6 +25,7 @@ import * as localQueue from "./localQueue.js"
 import * as metrics from "./metrics.js"
 import { isDefaultTracer } from "./tracing.js"
 import * as time from "./time.js"
+import * as timers from "./timers.js"
 
 interface Settings {
   readonly key: string
@@ -275,6 +276,7 @@ const tryLoop = (
   Effect.gen(function*() {
     const { deadline } = a
     const { key } = a.settings
+    yield* timers.ensureStarted(a.store)
     let remaining = held
     while (true) {
       const now = time.monotonicMillis(a.clock)
@@ -285,7 +287,7 @@ const tryLoop = (
       // Never sleep past the holder's TTL (+1 ms so the key is surely gone) or past the deadline.
       const ttlEnd = Option.match(remaining, { onNone: () => Infinity, onSome: (d) => Duration.toMillis(d) + 1 })
       const delay = Math.max(0, Math.ceil(Math.min(scheduled, ttlEnd, queueRefreshMillis, deadline - now)))
-      const wake = yield* Effect.raceFirst(Effect.as(Effect.sleep(Duration.millis(delay)), undefined), watcher.next)
+      const wake = yield* wakeOrAlarm(a.store, watcher, now + delay)
       if (wake?._tag === "Granted") {
         // The releaser handed the lock over: no try needed. It lives at least
         // until our place would have ended, counted from our last try's send.
@@ -296,6 +298,31 @@ const tryLoop = (
       if (attempt._tag === "Acquired") return attempt.acquired
       remaining = attempt.remaining
     }
+  })
+
+/**
+ * Waits for the next wake of `watcher` (a release, a hand-off), or until the
+ * store's Clock reaches `wakeAt` (then `undefined`): one callback each, no fiber.
+ */
+const wakeOrAlarm = (
+  store: LockKvNs.Service,
+  watcher: ReleaseWatcher,
+  wakeAt: number
+): Effect.Effect<Wake | undefined> =>
+  Effect.async<Wake | undefined>((resume) => {
+    let cancelWatch = () => {}
+    const cancelAlarm = timers.setAlarm(store, wakeAt, () => {
+      cancelWatch()
+      resume(Effect.succeed(undefined))
+    })
+    cancelWatch = watcher.onNext((wake) => {
+      cancelAlarm()
+      resume(Effect.succeed(wake))
+    })
+    return Effect.sync(() => {
+      cancelAlarm()
+      cancelWatch()
+    })
   })
 
 /** Starts the lease of a lock just acquired (renewal, validity deadline). */
