@@ -92,9 +92,9 @@ describe("effect-lock exec", { timeout: 60_000 }, () => {
 
     // SIGINT while waiting aborts the wait (130) and never runs the command.
     const waiter = startCli(["exec", "busy", "--wait", "20s", "--", ...shell(`touch "$1/waiter-ran"`)], { env })
-    // Each CLI subscribes to the namespace's release channel once connected (after taking over signals).
-    const channel = `${namespace}:__released__`
-    const subscribers = async () => Number(((await redis.pubsub("NUMSUB", channel)) as Array<unknown>)[1])
+    // Each CLI subscribes to a release channel of its own once connected (after taking over signals).
+    const subscribers = async () =>
+      ((await redis.pubsub("CHANNELS", `${namespace}:__released__:*`)) as Array<unknown>).length
     await waitFor("the waiter to connect", async () => (await subscribers()) >= 2)
     await new Promise((resolve) => setTimeout(resolve, 300))
     waiter.kill("SIGINT")

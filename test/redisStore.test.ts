@@ -188,10 +188,11 @@ describe("Redis store: release notifications", () => {
       const other = yield* LockKv.makeRedis({ url: redisUrl(), namespace: ns })
       const raw = yield* rawClient(redisUrl())
       const messages: Array<string> = []
-      raw.on("message", (channel: string, message: string) => {
-        if (channel === releaseChannel(ns)) messages.push(message)
+      // Each store listens on a channel of its own under the namespace's release channel.
+      raw.on("pmessage", (_pattern: string, channel: string, message: string) => {
+        if (channel.startsWith(`${releaseChannel(ns)}:`)) messages.push(message)
       })
-      yield* Effect.promise(() => raw.subscribe(releaseChannel(ns)))
+      yield* Effect.promise(() => raw.psubscribe(`${releaseChannel(ns)}:*`))
 
       const sameStore = (yield* kv.watchReleases("w", "waiter-1")).next
       const otherStore = (yield* other.watchReleases("w", "waiter-2")).next

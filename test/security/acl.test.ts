@@ -25,7 +25,7 @@ import { redisServerScoped } from "../support/redisServer.js"
 /** Commands the library sends itself, or runs inside its Lua scripts (which ACLs check too). */
 export const requiredCommands = [
   "ping", "subscribe", "get", "set", "del", "pttl", "eval", "evalsha",
-  "exists", "incr", "pexpire", "time", "lindex", "lpop", "rpush", "lrem", "zadd", "zrem", "zscore", "publish"
+  "exists", "incr", "pexpire", "time", "lindex", "lpop", "rpush", "lrem", "zadd", "zrem", "zscore", "hset", "hget", "hdel", "publish"
 ] as const
 /** Not needed, but without them ioredis skips its ready check (with a console warning) and the connection has no name. */
 export const recommendedCommands = ["info", "client|setname"] as const

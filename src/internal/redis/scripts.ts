@@ -23,9 +23,11 @@ export interface RedisWithScripts extends Redis {
     fenceKey: string,
     queueKey: string,
     placesKey: string,
+    channelsKey: string,
     token: string,
     ttlMillis: number,
-    placeMillis: number
+    placeMillis: number,
+    channel: string
   ): Promise<[number, number]>
   /**
    * 1 when `key` held `token` and was deleted, else 0 (then `token` left the queue); the lock then
@@ -36,8 +38,8 @@ export interface RedisWithScripts extends Redis {
     fenceKey: string,
     queueKey: string,
     placesKey: string,
+    channelsKey: string,
     token: string,
-    channel: string,
     callerKey: string
   ): Promise<number>
 }
@@ -68,7 +70,7 @@ local function now_ms()
   local t = redis.call("TIME")
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function live_head(queue, places, now)
+local function live_head(queue, places, channels, now)
   while true do
     local head = redis.call("LINDEX", queue, 0)
     if not head then return false end
@@ -76,14 +78,16 @@ local function live_head(queue, places, now)
     if until_ms and tonumber(until_ms) > now then return head, tonumber(until_ms) end
     redis.call("LPOP", queue)
     redis.call("ZREM", places, head)
+    redis.call("HDEL", channels, head)
   end
 end
 `
 
 /**
  * KEYS: lock, fence counter, queue (list of waiter tokens), places (zset: token
- * → until when its place is kept). ARGV: token, ttl ms, place ms (0: one try,
- * do not queue).
+ * → until when its place is kept), channels (hash: token → the pub/sub channel
+ * of the waiter's store). ARGV: token, ttl ms, place ms (0: one try, do not
+ * queue), the caller's channel.
  * Takes the lock when it is absent and no other waiter heads the queue. Else,
  * when queuing: if the lock already holds `token` (a release granted it to this
  * waiter, whose message was lost or not read yet), it is acquired too: its TTL
@@ -102,12 +106,13 @@ local head = redis.call("LINDEX", KEYS[3], 0)
 local now, head_until
 if head then
   now = now_ms()
-  head, head_until = live_head(KEYS[3], KEYS[4], now)
+  head, head_until = live_head(KEYS[3], KEYS[4], KEYS[5], now)
 end
 if (not head or head == ARGV[1]) and redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then
   if head then
     redis.call("LPOP", KEYS[3])
     redis.call("ZREM", KEYS[4], ARGV[1])
+    redis.call("HDEL", KEYS[5], ARGV[1])
   end
   return { 1, redis.call("INCR", KEYS[2]) }
 end
@@ -116,16 +121,21 @@ if place > 0 then
   -- Granted by a release while this waiter was not looking: it holds the lock.
   if redis.call("GET", KEYS[1]) == ARGV[1] then
     redis.call("PEXPIRE", KEYS[1], ARGV[2])
-    if redis.call("ZREM", KEYS[4], ARGV[1]) == 1 then redis.call("LREM", KEYS[3], 1, ARGV[1]) end
+    if redis.call("ZREM", KEYS[4], ARGV[1]) == 1 then
+      redis.call("LREM", KEYS[3], 1, ARGV[1])
+      redis.call("HDEL", KEYS[5], ARGV[1])
+    end
     return { 1, tonumber(redis.call("GET", KEYS[2]) or "0") }
   end
   now = now or now_ms()
   if redis.call("ZADD", KEYS[4], now + place, ARGV[1]) == 1 then
     redis.call("RPUSH", KEYS[3], ARGV[1])
+    redis.call("HSET", KEYS[5], ARGV[1], ARGV[4])
   end
   -- The queue outlives its last waiter by at most one place.
   redis.call("PEXPIRE", KEYS[3], place * 2)
   redis.call("PEXPIRE", KEYS[4], place * 2)
+  redis.call("PEXPIRE", KEYS[5], place * 2)
 end
 local pttl = redis.call("PTTL", KEYS[1])
 if pttl == -2 then pttl = head_until - now end
@@ -133,17 +143,18 @@ return { 0, pttl }
 `
 
 /**
- * KEYS: lock, fence counter, queue, places. ARGV: token, channel, caller key.
+ * KEYS: lock, fence counter, queue, places, channels. ARGV: token, caller key.
  * Gives up the key for `token`: deletes the lock when it holds `token`,
  * otherwise removes `token` from the queue (when it was the head and the lock
  * is free, that frees the reservation). Then, when the lock is free and a live
  * waiter heads the queue, grants it the lock directly: the lock holds the
  * waiter's token for what is left of its place (so a waiter that crashed
  * blocks the key no longer than its place would have), the fence is
- * incremented, the waiter leaves the queue and is told with the message
- * `<token>|<fence>|<caller key>` (the key last: it may contain "|", tokens
- * cannot). Nobody else waits in Redis, so with an empty queue nothing is
- * published. Returns 1 when the lock was deleted.
+ * incremented, the waiter leaves the queue and is told, on its own store's
+ * channel (so one process reads it, not every subscriber of the namespace),
+ * with the message `<token>|<fence>|<caller key>` (the key last: it may
+ * contain "|", tokens cannot). Nobody else waits in Redis, so with an empty
+ * queue nothing is published. Returns 1 when the lock was deleted.
  *
  * @internal
  */
@@ -156,17 +167,21 @@ else
   if redis.call("ZREM", KEYS[4], ARGV[1]) == 0 then return 0 end
   local was_head = redis.call("LINDEX", KEYS[3], 0) == ARGV[1]
   redis.call("LREM", KEYS[3], 1, ARGV[1])
+  redis.call("HDEL", KEYS[5], ARGV[1])
   if not was_head or redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
 end
 if redis.call("LINDEX", KEYS[3], 0) then
   local now = now_ms()
-  local head, head_until = live_head(KEYS[3], KEYS[4], now)
+  local head, head_until = live_head(KEYS[3], KEYS[4], KEYS[5], now)
   if head then
     redis.call("SET", KEYS[1], head, "PX", math.max(1, math.floor(head_until - now)))
     local fence = redis.call("INCR", KEYS[2])
+    local channel = redis.call("HGET", KEYS[5], head)
     redis.call("LPOP", KEYS[3])
     redis.call("ZREM", KEYS[4], head)
-    redis.call("PUBLISH", ARGV[2], head .. "|" .. fence .. "|" .. ARGV[3])
+    redis.call("HDEL", KEYS[5], head)
+    -- Without a channel (never without a bug) the waiter still finds the lock at its next try.
+    if channel then redis.call("PUBLISH", channel, head .. "|" .. fence .. "|" .. ARGV[2]) end
   end
 end
 return released
@@ -181,7 +196,7 @@ return released
 export const define = (client: Redis): RedisWithScripts => {
   client.defineCommand("lockCompareAndDelete", { lua: compareAndDelete, numberOfKeys: 1 })
   client.defineCommand("lockCompareAndExpire", { lua: compareAndExpire, numberOfKeys: 1 })
-  client.defineCommand("lockAcquire", { lua: acquire, numberOfKeys: 4 })
-  client.defineCommand("lockRelease", { lua: release, numberOfKeys: 4 })
+  client.defineCommand("lockAcquire", { lua: acquire, numberOfKeys: 5 })
+  client.defineCommand("lockRelease", { lua: release, numberOfKeys: 5 })
   return client as RedisWithScripts
 }

@@ -12,6 +12,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { RedisOptions as IORedisOptions } from "ioredis"
 import { Redis } from "ioredis"
+import { randomBytes } from "node:crypto"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type * as LockKv from "../../LockKv.js"
 import { InvalidArgument, LockKvError } from "../errors.js"
@@ -467,7 +468,10 @@ export const make = (
       }))
 
     const hub = makeReleaseHub()
-    const channel = releaseChannel(namespace)
+    // This store's own channel: a release tells the waiter it hands the lock to
+    // on the channel of that waiter's store, so each message reaches one
+    // process, not every subscriber of the namespace.
+    const channel = `${releaseChannel(namespace)}:${randomBytes(8).toString("hex")}`
     subscriber.client.on("message", (from: string, message: string) => {
       if (from !== channel) return
       const parsed = parseReleaseMessage(message)
@@ -640,9 +644,11 @@ export const make = (
                 companionKey(k, "fence"),
                 companionKey(k, "queue"),
                 companionKey(k, "places"),
+                companionKey(k, "channels"),
                 token,
                 millis,
-                place
+                place,
+                channel
               )),
             toAcquireResult
           )
@@ -659,8 +665,8 @@ export const make = (
                 companionKey(k, "fence"),
                 companionKey(k, "queue"),
                 companionKey(k, "places"),
+                companionKey(k, "channels"),
                 token,
-                channel,
                 key
               )),
             isOne
