@@ -148,7 +148,7 @@ const queueRefreshMillis = Duration.toMillis(queuePlace) / 3
  * The caller's retry schedule, stepped by hand: each call is one failed try and
  * gives the delay before the next, or `None` once the schedule is done.
  */
-const makeBackoff = (key: string, schedule: Schedule.Schedule<unknown, LockNotAcquired>) => {
+export const makeBackoff = (key: string, schedule: Schedule.Schedule<unknown, LockNotAcquired>) => {
   if (schedule === defaultRetry) return defaultBackoff()
   let state: unknown = schedule.initial
   let input: LockNotAcquired | undefined
