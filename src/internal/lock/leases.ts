@@ -138,6 +138,14 @@ interface Manager {
   wake: Deferred.Deferred<void> | undefined
   /** Clock millis the manager sleeps until (Infinity while idle). */
   sleepingUntil: number
+  /**
+   * The earliest time a lease released since the last look would have been due.
+   * Short sections are released before the manager gets to look at them; it
+   * then sleeps until that time anyway (as if they were held), so that the
+   * next lease, due later, need not wake it: one wake-up per ttl/3, not one per
+   * lock cycle.
+   */
+  releasedDue: number
 }
 
 const managers = new WeakMap<LockKv.Service, Manager>()
@@ -207,6 +215,9 @@ const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<neve
         }
         next = Math.min(next, nextDue(lease))
       }
+      const hint = manager.releasedDue
+      manager.releasedDue = Infinity
+      if (hint > now && hint < next) next = hint
       manager.sleepingUntil = next
       if (next === Infinity) {
         yield* Deferred.await(wake)
@@ -236,13 +247,16 @@ export const track = (store: LockKv.Service, lease: Lease): Effect.Effect<void> 
 const startOrAdd = (store: LockKv.Service, lease: Lease): Effect.Effect<void> => {
   const manager = managers.get(store)
   if (manager !== undefined) return track(store, lease)
-  const created: Manager = { leases: new Set([lease]), wake: undefined, sleepingUntil: Infinity }
+  const created: Manager = { leases: new Set([lease]), wake: undefined, sleepingUntil: Infinity, releasedDue: Infinity }
   managers.set(store, created)
   return Effect.asVoid(Effect.forkIn(runManager(store, created), store.lifetime))
 }
 
 /** Ends the manager's work on `lease` (released): no renewal, no deadline. */
 export const untrack = (store: LockKv.Service, lease: Lease): void => {
+  const manager = managers.get(store)
+  if (manager !== undefined && manager.leases.delete(lease)) {
+    manager.releasedDue = Math.min(manager.releasedDue, nextDue(lease))
+  }
   lease.done = true
-  managers.get(store)?.leases.delete(lease)
 }
