@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option, Schedule, TestClock } from "effect"
 import { Lock, LockKv } from "../src/index.js"
+import * as leases from "../src/internal/lock/leases.js"
 
 const provide = Effect.provide(LockKv.layerMemory)
 
@@ -58,3 +59,23 @@ describe("Lock on the memory backend (TestClock, exact times)", () => {
 })
 
 const Clock_now = () => Effect.clockWith((clock) => clock.currentTimeMillis)
+
+describe("Lock on the memory backend: cost per cycle", () => {
+  it.effect("short locks do not wake the lease manager each time", () =>
+    Effect.gen(function*() {
+      const kv = yield* LockKv.LockKv
+      const cycles = Effect.gen(function*() {
+        for (let i = 0; i < 200; i++) {
+          yield* Lock.withLock(Effect.void, "cost")
+          // Let other fibers (the lease manager) run between cycles, as store I/O would.
+          yield* Effect.yieldNow()
+        }
+      })
+      // Warm up: the store's lease manager starts with the first lock.
+      yield* cycles
+      const before = leases.managerLooks(kv)
+      yield* cycles
+      // It sleeps until the first renewal would be due (ttl/3 = 10 s of TestClock time, which stands still).
+      expect(leases.managerLooks(kv) - before).toBeLessThanOrEqual(1)
+    }).pipe(provide))
+})

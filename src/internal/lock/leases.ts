@@ -146,6 +146,8 @@ interface Manager {
    * lock cycle.
    */
   releasedDue: number
+  /** How many times the manager looked at its leases (for tests). */
+  looks: number
 }
 
 const managers = new WeakMap<LockKv.Service, Manager>()
@@ -181,6 +183,7 @@ const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<neve
     while (true) {
       const wake = yield* Deferred.make<void>()
       manager.wake = wake
+      manager.looks++
       const now = yield* time.now
       let next = Infinity
       for (const lease of manager.leases) {
@@ -247,10 +250,13 @@ export const track = (store: LockKv.Service, lease: Lease): Effect.Effect<void> 
 const startOrAdd = (store: LockKv.Service, lease: Lease): Effect.Effect<void> => {
   const manager = managers.get(store)
   if (manager !== undefined) return track(store, lease)
-  const created: Manager = { leases: new Set([lease]), wake: undefined, sleepingUntil: Infinity, releasedDue: Infinity }
+  const created: Manager = { leases: new Set([lease]), wake: undefined, sleepingUntil: Infinity, releasedDue: Infinity, looks: 0 }
   managers.set(store, created)
   return Effect.asVoid(Effect.forkIn(runManager(store, created), store.lifetime))
 }
+
+/** How many times the store's lease manager has looked at its leases (for tests). */
+export const managerLooks = (store: LockKv.Service): number => managers.get(store)?.looks ?? 0
 
 /** Ends the manager's work on `lease` (released): no renewal, no deadline. */
 export const untrack = (store: LockKv.Service, lease: Lease): void => {
