@@ -8,6 +8,7 @@ import { LockLost } from "./errors.js"
 import * as metrics from "./metrics.js"
 import { withSpan } from "./tracing.js"
 import * as time from "./time.js"
+import * as timers from "./timers.js"
 
 /**
  * The bookkeeping of one held lock. Renewal and the validity deadline of every
@@ -129,9 +130,6 @@ export const renew = (
     }
   })
 
-/** The longest single sleep of the manager; it re-checks its leases after it. */
-const maxSleepMillis = 3_600_000
-
 interface Manager {
   readonly leases: Set<Lease>
   /** Completing it wakes the manager to look at its leases again. */
@@ -174,12 +172,14 @@ const wakeUp = (manager: Manager) => {
 
 /**
  * The manager fiber of a store: sleeps until the earliest renewal or deadline
- * among its leases, renews (each renewal in a fiber of its own, so a slow store
- * delays no other lock) and declares lost the leases whose deadline passed —
- * even while their renewal is still in flight. It ends with the store.
+ * among its leases (an alarm of the store's timer, timers.ts), renews (each
+ * renewal in a fiber of its own, so a slow store delays no other lock) and
+ * declares lost the leases whose deadline passed — even while their renewal is
+ * still in flight. It ends with the store.
  */
 const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<never> =>
   Effect.gen(function*() {
+    yield* timers.ensureStarted(store)
     while (true) {
       const wake = yield* Deferred.make<void>()
       manager.wake = wake
@@ -225,9 +225,9 @@ const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<neve
       if (next === Infinity) {
         yield* Deferred.await(wake)
       } else {
-        // Capped: a JavaScript timer cannot sleep past 2^31 − 1 ms (very long ttls).
-        const delay = Math.min(Math.max(1, Math.ceil(next - now)), maxSleepMillis)
-        yield* Effect.raceFirst(Deferred.await(wake), Effect.sleep(Duration.millis(delay)))
+        // The store's timer fiber rings when the earliest lease is due.
+        const cancelAlarm = timers.setAlarm(store, next, () => wakeUp(manager))
+        yield* Effect.ensuring(Deferred.await(wake), Effect.sync(cancelAlarm))
       }
     }
   })

@@ -7,12 +7,13 @@ import type { LockKv } from "../../LockKv.js"
 import * as time from "./time.js"
 
 /**
- * One timer fiber per store, for the wake-ups of waiting locks (their retry
- * delays, the end of a holder's TTL). A waiter races its alarm against a
- * callback (a release, a hand-off) inside one `Effect.async`, instead of racing
- * a sleeping fiber per wait: a hand-off then costs one resume, not two forked
- * fibers and an interruption. Alarms are read on the store's Clock as the
- * first waiter saw it, so `TestClock` drives them.
+ * One timer fiber per store, for every wake-up of its locks: waiters' retry
+ * delays and the end of a holder's TTL, and the lease manager's next renewal
+ * or deadline. A waiter races its alarm against a callback (a release, a
+ * hand-off) inside one `Effect.async`, instead of racing a sleeping fiber per
+ * wait: a hand-off then costs one resume, not two forked fibers and an
+ * interruption. Alarms are read on the store's Clock as the fiber that started
+ * the timer saw it, so `TestClock` drives them.
  */
 interface Alarm {
   readonly at: number
