@@ -6,6 +6,7 @@
  * and `TIME`), never the client's clock.
  */
 import type { Redis } from "ioredis"
+import { companionKey } from "../keys.js"
 
 /** @internal */
 export interface RedisWithScripts extends Redis {
@@ -18,31 +19,33 @@ export interface RedisWithScripts extends Redis {
    * > 0), already held `token` (granted by a release: its TTL is then reset to `ttlMillis`, `fence`
    * is the current one); `[0, pttl]` when held (pttl -1: no TTL).
    */
-  lockAcquire(
-    key: string,
-    fenceKey: string,
-    queueKey: string,
-    placesKey: string,
-    channelsKey: string,
-    token: string,
-    ttlMillis: number,
-    placeMillis: number,
-    channel: string
-  ): Promise<[number, number]>
+  lockAcquire(...args: [...LockKeys, token: string, ttlMillis: number, placeMillis: number, channel: string]): Promise<
+    [number, number]
+  >
   /**
    * 1 when `key` held `token` and was deleted, else 0 (then `token` left the queue); the lock then
    * goes to the live waiter at the head of the queue, who is told (see `release`).
    */
-  lockRelease(
-    key: string,
-    fenceKey: string,
-    queueKey: string,
-    placesKey: string,
-    channelsKey: string,
-    token: string,
-    callerKey: string
-  ): Promise<number>
+  lockRelease(...args: [...LockKeys, token: string, callerKey: string]): Promise<number>
 }
+
+/**
+ * The KEYS of both lock scripts, all in the lock key's cluster slot: the lock,
+ * its fence counter, its queue of waiter tokens, their places (zset) and their
+ * stores' channels (hash).
+ *
+ * @internal
+ */
+export type LockKeys = readonly [lock: string, fence: string, queue: string, places: string, channels: string]
+
+/** @internal */
+export const lockKeys = (lock: string): LockKeys => [
+  lock,
+  companionKey(lock, "fence"),
+  companionKey(lock, "queue"),
+  companionKey(lock, "places"),
+  companionKey(lock, "channels")
+]
 
 /** @internal */
 export const compareAndDelete = `

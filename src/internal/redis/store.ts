@@ -639,17 +639,7 @@ export const make = (
           const millis = Duration.toMillis(ttlChecked)
           return Effect.flatMap(
             call("acquire", () =>
-              client.lockAcquire(
-                k,
-                companionKey(k, "fence"),
-                companionKey(k, "queue"),
-                companionKey(k, "places"),
-                companionKey(k, "channels"),
-                token,
-                millis,
-                place,
-                channel
-              )),
+              client.lockAcquire(...scripts.lockKeys(k), token, millis, place, channel)),
             toAcquireResult
           )
         }),
@@ -660,15 +650,7 @@ export const make = (
           const k = namespaced(namespace, key)
           return Effect.map(
             call("release", () =>
-              client.lockRelease(
-                k,
-                companionKey(k, "fence"),
-                companionKey(k, "queue"),
-                companionKey(k, "places"),
-                companionKey(k, "channels"),
-                token,
-                key
-              )),
+              client.lockRelease(...scripts.lockKeys(k), token, key)),
             isOne
           )
         }),
