@@ -23,7 +23,7 @@ import { type Lease } from "./leases.js"
 import * as leases from "./leases.js"
 import * as localQueue from "./localQueue.js"
 import * as metrics from "./metrics.js"
-import { isDefaultTracer } from "./tracing.js"
+import { isDefaultTracer, spanIf } from "./tracing.js"
 import * as time from "./time.js"
 import * as timers from "./timers.js"
 
@@ -395,12 +395,7 @@ const takeLock = (a: Acquisition): Effect.Effect<void, LockNotAcquired | LockKvE
       return contend(a, backoff)
     })
   }
-  return a.traced
-    ? Effect.withSpan(taking, "effect-lock.acquire", {
-      attributes: { "lock.key": key, "lock.backend": a.store.backend },
-      captureStackTrace: false
-    })
-    : taking
+  return spanIf(a.traced, taking, "effect-lock.acquire", { "lock.key": key, "lock.backend": a.store.backend })
 }
 
 /**
@@ -420,9 +415,7 @@ const releaseOnce = (a: Acquisition): Effect.Effect<boolean, LockKvError> => {
     "InvalidArgument",
     () => Effect.succeed(false)
   )
-  return a.traced
-    ? Effect.withSpan(release, "effect-lock.release", { attributes: { "lock.key": a.settings.key }, captureStackTrace: false })
-    : release
+  return spanIf(a.traced, release, "effect-lock.release", { "lock.key": a.settings.key })
 }
 
 /**
@@ -472,7 +465,7 @@ const makeHandle = (a: Acquisition): Handle => {
  * `acquireUseRelease`); on failure or interruption of the taking, `finish`
  * undoes it. Everything before the first store call runs in one step.
  */
-const locked = <X, E, R>(
+const locked = <X, E, R, F>(
   key: string,
   options: Options | undefined,
   oneTry: boolean,
@@ -480,22 +473,20 @@ const locked = <X, E, R>(
     a: Acquisition,
     restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>
   ) => Effect.Effect<X, E, R>,
-  /** When given, the result if the lock is held elsewhere (instead of `LockNotAcquired`). */
-  refused?: () => X
-): Effect.Effect<X, E | LockNotAcquired | LockKvError | InvalidArgument, R | LockKv> =>
+  /** What it gives when the lock is held elsewhere: `LockNotAcquired`, or a value. */
+  refused: (error: LockNotAcquired) => Effect.Effect<X, F>
+): Effect.Effect<X, E | F | LockKvError | InvalidArgument, R | LockKv> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.withFiberRuntime((fiber) => {
       const a = prepare(fiber, key, options, oneTry)
       if (a instanceof InvalidArgument) return Effect.fail(a)
       return Effect.matchCauseEffect(restore(takeLock(a)), {
-        onFailure: (cause) => {
-          if (refused !== undefined) {
-            const failure = Cause.failureOption(cause)
-            if (Option.isSome(failure) && failure.value._tag === "LockNotAcquired") {
-              return Effect.as(finish(a), refused())
-            }
+        onFailure: (cause): Effect.Effect<X, E | F | LockKvError | InvalidArgument, R> => {
+          const failure = Cause.failureOption(cause)
+          if (Option.isSome(failure) && failure.value._tag === "LockNotAcquired") {
+            return Effect.zipRight(finish(a), refused(failure.value))
           }
-          return Effect.zipRight(finish(a), Effect.failCause(cause))
+          return Effect.zipRight(finish(a), Effect.failCause(cause as Cause.Cause<LockKvError | InvalidArgument>))
         },
         onSuccess: () => use(a, restore)
       })
@@ -512,7 +503,7 @@ export const acquire = (
   key: string,
   options?: Options | undefined
 ): Effect.Effect<Handle, LockNotAcquired | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
-  locked(key, options, false, (a) => Effect.as(Effect.addFinalizer(() => finish(a)), makeHandle(a)))
+  locked(key, options, false, (a) => Effect.as(Effect.addFinalizer(() => finish(a)), makeHandle(a)), Effect.fail)
 
 /**
  * Runs `effect` under the held lock `a`, in a fiber of its own that is
@@ -562,7 +553,7 @@ export const withLock = <A, E, R>(
   key: string,
   options?: Options | undefined
 ): Effect.Effect<A, E | LockNotAcquired | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
-  locked(key, options, false, (a, restore) => runThenFinish(effect, a, restore, identity))
+  locked(key, options, false, (a, restore) => runThenFinish(effect, a, restore, identity), Effect.fail)
 
 /** One try, never waits: `Option.none()` when the lock is held elsewhere. `wait` and `retry` are checked, then ignored. */
 export const tryWithLock = <A, E, R>(
@@ -575,5 +566,5 @@ export const tryWithLock = <A, E, R>(
     options,
     true,
     (a, restore) => runThenFinish(effect, a, restore, Option.some),
-    Option.none<A>
-  ) as Effect.Effect<Option.Option<A>, E | LockLost | LockKvError | InvalidArgument, R | LockKv>
+    () => Effect.succeed(Option.none<A>())
+  )

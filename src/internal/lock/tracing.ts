@@ -13,6 +13,12 @@ export const isDefaultTracer = (tracer: Tracer.Tracer): boolean => tracer === de
  */
 export const withSpan = (name: string, attributes: Record<string, unknown>) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.tracerWith((tracer) =>
-    tracer === defaultTracer ? self : Effect.withSpan(self, name, { attributes, captureStackTrace: false })
-  )
+  Effect.tracerWith((tracer) => spanIf(tracer !== defaultTracer, self, name, attributes))
+
+/** `self` in a span when `traced` (the caller already knows its tracer), else `self` as is. */
+export const spanIf = <A, E, R>(
+  traced: boolean,
+  self: Effect.Effect<A, E, R>,
+  name: string,
+  attributes: Record<string, unknown>
+): Effect.Effect<A, E, R> => traced ? Effect.withSpan(self, name, { attributes, captureStackTrace: false }) : self
