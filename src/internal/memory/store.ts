@@ -43,7 +43,7 @@ export const make = (
     const hub = makeReleaseHub()
 
     const sweep = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Ref.update(state, (s) => ({ ...s, entries: HashMap.filter(s.entries, (entry) => live(entry, now)) })))
+      Ref.update(state, (s) => ({ entries: HashMap.filter(s.entries, (entry) => live(entry, now)), fences: s.fences })))
     yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(sweepInterval)).pipe(Effect.delay(sweepInterval)))
 
     /** Runs `f` atomically on the state with the current clock time. */
@@ -70,7 +70,7 @@ export const make = (
           if (normalized.condition === "NX" && current !== undefined) return [false, s]
           if (normalized.condition === "XX" && current === undefined) return [false, s]
           const expiresAt = normalized.ttlMillis === undefined ? undefined : now + normalized.ttlMillis
-          return [true, { ...s, entries: HashMap.set(s.entries, key, { value: String(value), expiresAt }) }]
+          return [true, { entries: HashMap.set(s.entries, key, { value: String(value), expiresAt }), fences: s.fences }]
         }))
 
     const remove = (key: string, when: (entry: Entry) => boolean) =>
@@ -78,10 +78,10 @@ export const make = (
         const current = entryOf(s, key, now)
         if (current === undefined) {
           // Drop an expired leftover eagerly; it does not count as a removal.
-          return HashMap.has(s.entries, key) ? [false, { ...s, entries: HashMap.remove(s.entries, key) }] : [false, s]
+          return HashMap.has(s.entries, key) ? [false, { entries: HashMap.remove(s.entries, key), fences: s.fences }] : [false, s]
         }
         if (!when(current)) return [false, s]
-        return [true, { ...s, entries: HashMap.remove(s.entries, key) }]
+        return [true, { entries: HashMap.remove(s.entries, key), fences: s.fences }]
       })
 
     const del = (key: string) => Effect.flatMap(validateKey(key), () => remove(key, () => true))
@@ -98,7 +98,7 @@ export const make = (
           const current = entryOf(s, key, now)
           if (current === undefined || current.value !== expected) return [false, s]
           const expiresAt = now + Duration.toMillis(ttlDuration)
-          return [true, { ...s, entries: HashMap.set(s.entries, key, { value: current.value, expiresAt }) }]
+          return [true, { entries: HashMap.set(s.entries, key, { value: current.value, expiresAt }), fences: s.fences }]
         }))
 
     const pttl = (key: string) =>
@@ -156,6 +156,7 @@ export const make = (
       acquire,
       release,
       fence,
-      watchReleases: hub.watch
+      watchReleases: hub.watch,
+      notificationMark: hub.mark
     } satisfies LockKv.Service
   })
