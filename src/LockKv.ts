@@ -189,12 +189,22 @@ export declare namespace LockKv {
      * Starts listening for releases of `key` as the waiter `token`, until the
      * watcher is closed. `next` completes once a release has woken this waiter
      * since it last completed (a release between registration and waiting is
-     * not lost), with `Granted` when the release handed it the lock.
+     * not lost; see `notificationMark` for one before it), with `Granted`
+     * when the release handed it the lock.
      * Notifications are a hint: they may be missed, so waiters also wake when
      * the holder's TTL ends, and a waiter that missed a grant finds the lock in
      * its own token at its next queued try.
      */
-    readonly watchReleases: (key: string, token: string) => Effect.Effect<ReleaseWatcher>
+    readonly watchReleases: (key: string, token: string, mark?: number | undefined) => Effect.Effect<ReleaseWatcher>
+    /**
+     * A mark of the notifications this store has received so far. A waiter
+     * reads it before its first try and registers (`watchReleases(key, token,
+     * mark)`) only when that try finds the key held: whatever arrived since
+     * the mark then counts as pending (a grant to `token` as that grant, any
+     * other as a release), so a notification that overtook the try's reply is
+     * not lost, and a try that wins needs no watcher at all.
+     */
+    readonly notificationMark: () => number
   }
 
   /**

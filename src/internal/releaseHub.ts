@@ -10,7 +10,10 @@ import type { ReleaseWatcher, Wake } from "../LockKv.js"
  * register before its first try at no real cost.
  */
 export interface ReleaseHub {
-  readonly watch: (key: string, token: string) => Effect.Effect<ReleaseWatcher>
+  /** See `LockKv.Service.watchReleases`. */
+  readonly watch: (key: string, token: string, mark?: number | undefined) => Effect.Effect<ReleaseWatcher>
+  /** See `LockKv.Service.notificationMark`. */
+  readonly mark: () => number
   /**
    * Wakes the watcher `target` of `key` with `wake` (default `Released`), or
    * every watcher of `key` when there is no target (a `Granted` needs a target:
@@ -47,11 +50,30 @@ const fire = (latch: Latch, wake: Wake) => {
   }
 }
 
+/** How many grants without a watcher yet are kept (the oldest is dropped first). */
+const maxUnclaimed = 1024
+
 export const makeReleaseHub = (): ReleaseHub => {
   const watchers = new Map<string, Map<string, Latch>>()
-  const watch = (key: string, token: string) =>
+  /** Notifications received so far, any key: what a mark counts. */
+  let received = 0
+  /**
+   * Grants that found no watcher: a waiter registers only once its try's reply
+   * said "held", and the grant may overtake that reply (another connection).
+   * Bounded: a grant never claimed is a hint lost, found again at the next try.
+   */
+  const unclaimed = new Map<string, Wake>()
+  const watch = (key: string, token: string, mark?: number | undefined) =>
     Effect.sync((): ReleaseWatcher => {
       const latch: Latch = { pending: undefined, listener: undefined }
+      const grant = unclaimed.get(token)
+      if (grant !== undefined) {
+        unclaimed.delete(token)
+        latch.pending = grant
+      } else if (mark !== undefined && mark !== received) {
+        // Something was released since the caller's try: it may have been this key.
+        latch.pending = released
+      }
       let byToken = watchers.get(key)
       if (byToken === undefined) {
         byToken = new Map()
@@ -91,15 +113,18 @@ export const makeReleaseHub = (): ReleaseHub => {
       }
     })
   const signal = (key: string, target?: string | undefined, wake: Wake = released) => {
+    received++
     const byToken = watchers.get(key)
-    if (byToken === undefined) return
     if (target === undefined) {
-      if (wake._tag === "Granted") return
+      if (wake._tag === "Granted" || byToken === undefined) return
       for (const latch of byToken.values()) fire(latch, wake)
-    } else {
-      const latch = byToken.get(target)
-      if (latch !== undefined) fire(latch, wake)
+      return
     }
+    const latch = byToken?.get(target)
+    if (latch !== undefined) return fire(latch, wake)
+    if (wake._tag !== "Granted") return
+    if (unclaimed.size >= maxUnclaimed) unclaimed.delete(unclaimed.keys().next().value!)
+    unclaimed.set(target, wake)
   }
-  return { watch, signal, watchedKeys: () => watchers.size }
+  return { watch, mark: () => received, signal, watchedKeys: () => watchers.size }
 }

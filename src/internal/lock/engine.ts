@@ -5,7 +5,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
 import { identity } from "effect/Function"
+import * as HashSet from "effect/HashSet"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
@@ -90,7 +93,17 @@ const checkSettings = (key: string, options: Options | undefined): Settings | In
   if (!Schedule.isSchedule(retry)) return new InvalidArgument({ argument: "retry", message: "retry must be a Schedule" })
   const keyError = checkKey(key)
   if (keyError !== undefined) return keyError
-  if (options === undefined) return { ...defaults, key }
+  // Spelled out: an object spread of `defaults` costs more than a microsecond here.
+  if (options === undefined) {
+    return {
+      key,
+      ttl: defaults.ttl,
+      ttlMillis: defaults.ttlMillis,
+      waitMillis: defaults.waitMillis,
+      retry: defaults.retry,
+      autoExtend: defaults.autoExtend
+    }
+  }
   const ttl = options.ttl === undefined ? defaultTtl : checkTtl(options.ttl)
   if (ttl instanceof InvalidArgument) return ttl
   const wait = checkWait(options.wait)
@@ -251,21 +264,23 @@ const tryOnce = (a: Acquisition, queue: Duration.Duration | undefined): Effect.E
  * Tries until acquired, the deadline passes or the retry schedule ends. Between
  * tries it sleeps the schedule's delay, cut short by a release notification
  * addressed to it, by the end of the holder's TTL, and by the need to keep its
- * place in the queue. It listens before the first try, so that a release right
- * after that try is not missed.
+ * place in the queue. It listens only once its first try found the key held;
+ * the mark read before that try keeps a notification that overtook the try's
+ * reply (see `notificationMark`).
  */
 const waitingTries = (
   a: Acquisition,
   backoff: (now: number) => Effect.Effect<Option.Option<number>>
-): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> =>
-  Effect.flatMap(a.store.watchReleases(a.settings.key, a.token), (watcher) =>
-    Effect.flatMap(Effect.suspend(() => tryOnce(a, queuePlace)), (first) => {
-      if (first._tag === "Acquired") {
-        watcher.close()
-        return Effect.succeed(first.acquired)
-      }
-      return Effect.ensuring(tryLoop(a, backoff, watcher, first.remaining), Effect.sync(watcher.close))
-    }))
+): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> => {
+  const mark = a.store.notificationMark()
+  return Effect.flatMap(tryOnce(a, queuePlace), (first) => {
+    if (first._tag === "Acquired") return Effect.succeed(first.acquired)
+    return Effect.flatMap(
+      a.store.watchReleases(a.settings.key, a.token, mark),
+      (watcher) => Effect.ensuring(tryLoop(a, backoff, watcher, first.remaining), Effect.sync(watcher.close))
+    )
+  })
+}
 
 const tryLoop = (
   a: Acquisition,
@@ -506,33 +521,89 @@ export const acquire = (
   locked(key, options, false, (a) => Effect.as(Effect.addFinalizer(() => finish(a)), makeHandle(a)), Effect.fail)
 
 /**
- * Runs `effect` under the held lock `a`, in a fiber of its own that is
- * interrupted when the lock is lost (the result is then `LockLost`). The fiber
- * starts on the caller's stack (`immediate`) with the caller's context and
- * FiberRefs, so an effect that never suspends costs no scheduler round; the
- * caller, if interrupted while waiting, interrupts it and waits for its
- * finalizers before the lock is released.
+ * The interruptor of a section whose lock was lost. The section runs in the
+ * caller's fiber, so a loss interrupts that fiber; once the section has ended,
+ * this interruptor (and only this one) is taken out of the fiber's
+ * `FiberRef.interruptedCause` again, and the caller goes on with `LockLost`.
+ */
+const lossInterruptor = FiberId.make(-1, 0)
+
+const withoutLossInterrupt = (cause: Cause.Cause<never>): Cause.Cause<never> =>
+  HashSet.size(HashSet.remove(Cause.interruptors(cause), lossInterruptor)) === 0 ? Cause.empty : cause
+
+/** `FiberRuntime.getChildren`, which the public `RuntimeFiber` type does not show. */
+interface WithChildren {
+  readonly getChildren?: () => ReadonlySet<unknown>
+}
+
+/**
+ * Interrupting a fiber interrupts its children too: a caller that forked
+ * fibers before the section (they are not the section's) must not lose them
+ * with the lock, so its section runs in a fiber of its own.
+ */
+const mayHaveChildren = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean => {
+  const getChildren = (fiber as unknown as WithChildren).getChildren
+  return typeof getChildren !== "function" || getChildren.call(fiber).size > 0
+}
+
+/**
+ * Runs `effect` under the held lock `a`; a loss interrupts it and the result
+ * is then `LockLost`. It runs in the caller's fiber, like `withPermits`: forks
+ * stay the caller's, FiberRefs it sets stay set, and no fiber is started per
+ * lock. Only a caller with children of its own gets a fiber for the section
+ * (see `mayHaveChildren`).
  */
 const runHeld = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   a: Acquisition,
   restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>
-): Effect.Effect<A, E | LockLost, R> =>
-  Effect.flatMap(Effect.runtime<R>(), (runtime) => {
+): Effect.Effect<Exit.Exit<A, E | LockLost>, never, R> =>
+  Effect.withFiberRuntime((fiber) => {
     const lease = a.lease!
-    const settle = (exit: Exit.Exit<A, E>): Exit.Exit<A, E | LockLost> =>
-      lease.lostError !== undefined && Exit.isInterrupted(exit) ? Exit.fail(lease.lostError) : exit
+    if (lease.lostError !== undefined) return Effect.succeed(Exit.fail(lease.lostError))
+    if (mayHaveChildren(fiber)) return runInChild(effect, lease, restore)
+    let running = true
+    let interrupted = false
+    lease.onLost.push(() => {
+      if (!running) return
+      interrupted = true
+      fiber.unsafeInterruptAsFork(lossInterruptor)
+    })
+    return Effect.flatMap(Effect.exit(restore(effect)), (exit) => {
+      running = false
+      if (!interrupted) return Effect.succeed(exit)
+      // The interruption reached the fiber before this step (a running fiber
+      // reads its messages before each step): take it out again.
+      return Effect.as(FiberRef.update(FiberRef.interruptedCause, withoutLossInterrupt), settle(exit, lease))
+    })
+  })
+
+const settle = <A, E>(exit: Exit.Exit<A, E>, lease: Lease): Exit.Exit<A, E | LockLost> =>
+  lease.lostError !== undefined && Exit.isInterrupted(exit) ? Exit.fail(lease.lostError) : exit
+
+/**
+ * `runHeld` in a fiber of its own, interrupted when the lock is lost. It starts
+ * on the caller's stack (`immediate`) with the caller's context and FiberRefs;
+ * the caller, if interrupted while waiting, interrupts it and waits for its
+ * finalizers before the lock is released.
+ */
+const runInChild = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  lease: Lease,
+  restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>
+): Effect.Effect<Exit.Exit<A, E | LockLost>, never, R> =>
+  Effect.flatMap(Effect.runtime<R>(), (runtime) => {
     const child = Runtime.runFork(runtime)(restore(effect), { immediate: true })
     const done = child.unsafePoll()
-    if (done !== null) return settle(done)
-    return Effect.flatten(restore(Effect.async<Exit.Exit<A, E | LockLost>>((resume) => {
+    if (done !== null) return Effect.succeed(settle(done, lease))
+    return restore(Effect.async<Exit.Exit<A, E | LockLost>>((resume) => {
       const interrupt = () => child.unsafeInterruptAsFork(child.id())
       // `done` before release can only mean lost: then at once.
       if (lease.done) interrupt()
       else lease.onLost.push(interrupt)
-      child.addObserver((exit) => resume(Effect.succeed(settle(exit))))
+      child.addObserver((exit) => resume(Effect.succeed(settle(exit, lease))))
       return Effect.asVoid(Fiber.interrupt(child))
-    })))
+    })).pipe(Effect.catchAllCause((cause) => Effect.succeed(Exit.failCause(cause as Cause.Cause<never>))))
   })
 
 /** Runs the section, then `finish`es (uninterruptibly, whatever its exit). */
@@ -542,10 +613,10 @@ const runThenFinish = <A, E, R, B>(
   restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
   onSuccess: (a: A) => B
 ): Effect.Effect<B, E | LockLost, R> =>
-  Effect.matchCauseEffect(runHeld(effect, a, restore), {
-    onFailure: (cause) => Effect.zipRight(finish(a), Effect.failCause(cause)),
-    onSuccess: (value) => Effect.as(finish(a), onSuccess(value))
-  })
+  Effect.flatMap(runHeld(effect, a, restore), (exit): Effect.Effect<B, E | LockLost> =>
+    Exit.isSuccess(exit)
+      ? Effect.as(finish(a), onSuccess(exit.value))
+      : Effect.zipRight(finish(a), Effect.failCause(exit.cause)))
 
 /** Runs `effect` while holding `key`; interrupts it and fails with `LockLost` if the lock is lost. */
 export const withLock = <A, E, R>(

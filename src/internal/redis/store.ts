@@ -663,6 +663,7 @@ export const make = (
           if (!Number.isSafeInteger(fence)) return yield* unexpected("fence", reply)
           return Option.some(fence)
         }),
-      watchReleases: hub.watch
+      watchReleases: hub.watch,
+      notificationMark: hub.mark
     }
   })
