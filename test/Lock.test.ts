@@ -170,6 +170,54 @@ for (const backend of backends) {
         expect(interrupted).toBe(true)
       })))
 
+    backend.test("after LockLost the caller goes on; the section's forks are interrupted, the caller's own are not", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const loseWhileHeld = (key: string) =>
+          Effect.gen(function*() {
+            yield* backend.settle
+            yield* kv.del(key)
+            yield* elapseInSteps(300)
+          })
+        // A caller without forks of its own: the section runs in the caller's fiber.
+        let forkInterrupted = false
+        const caller = yield* Effect.fork(Effect.gen(function*() {
+          const result = yield* Effect.either(Lock.withLock("goes-on", { ttl: "600 millis" })(
+            Effect.zipRight(
+              Effect.fork(Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => { forkInterrupted = true })))),
+              Effect.never
+            )
+          ))
+          // Not interrupted: it goes on, suspends and takes the lock again.
+          yield* Effect.yieldNow()
+          const again = yield* Lock.withLock(Effect.succeed("again"), "goes-on")
+          return [result, again] as const
+        }))
+        yield* loseWhileHeld("goes-on")
+        const exit = yield* Fiber.await(caller)
+        expect(Exit.isSuccess(exit)).toBe(true)
+        if (Exit.isSuccess(exit)) {
+          const [result, again] = exit.value
+          expect(result._tag === "Left" && result.left._tag).toBe("LockLost")
+          expect(again).toBe("again")
+        }
+        expect(forkInterrupted).toBe(true)
+
+        // A caller with a fiber forked before the section: that fiber is not the section's.
+        const withSibling = yield* Effect.fork(Effect.gen(function*() {
+          const sibling = yield* Effect.fork(Effect.never)
+          const result = yield* Effect.either(Lock.withLock(Effect.never, "sibling", { ttl: "600 millis" }))
+          yield* Effect.yieldNow()
+          const stillRunning = (yield* Fiber.poll(sibling))._tag === "None"
+          yield* Fiber.interrupt(sibling)
+          return [result, stillRunning] as const
+        }))
+        yield* loseWhileHeld("sibling")
+        const [result, stillRunning] = yield* Fiber.join(withSibling)
+        expect(result._tag === "Left" && result.left._tag).toBe("LockLost")
+        expect(stillRunning).toBe(true)
+      })))
+
     backend.test("release never deletes a foreign token", () =>
       run(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv

@@ -273,6 +273,28 @@ describe("release hub", () => {
       expect(yield* Effect.timeoutOption(w.next, "20 millis")).toEqual(Option.none())
     }))
 
+  it.live("a mark read before a try keeps what arrived before the watcher: its grant, or any release", () =>
+    Effect.gen(function*() {
+      const hub = makeReleaseHub()
+      // The grant overtook the try's reply: the watcher registered after it gets it.
+      const beforeGrant = hub.mark()
+      hub.signal("k", "t", { _tag: "Granted", fence: 5 })
+      // A grant to the same token for another key is not this watcher's.
+      hub.signal("other", "u", { _tag: "Granted", fence: 6 })
+      const granted = yield* hub.watch("k", "t", beforeGrant)
+      expect(yield* granted.next).toEqual({ _tag: "Granted", fence: 5 })
+      const foreign = yield* hub.watch("k", "u")
+      expect(yield* Effect.timeoutOption(foreign.next, "20 millis")).toEqual(Option.none())
+      // A release since the mark (of any key: the hub cannot tell) is pending.
+      const beforeRelease = hub.mark()
+      hub.signal("elsewhere")
+      const released = yield* hub.watch("k", "r", beforeRelease)
+      expect(yield* released.next).toEqual({ _tag: "Released" })
+      // Nothing since the mark: nothing pending.
+      const quiet = yield* hub.watch("k", "q", hub.mark())
+      expect(yield* Effect.timeoutOption(quiet.next, "20 millis")).toEqual(Option.none())
+    }))
+
   it.live("a wake that arrives after a wait was interrupted is kept for the next call", () =>
     Effect.gen(function*() {
       const hub = makeReleaseHub()

@@ -62,14 +62,14 @@ export const makeReleaseHub = (): ReleaseHub => {
    * said "held", and the grant may overtake that reply (another connection).
    * Bounded: a grant never claimed is a hint lost, found again at the next try.
    */
-  const unclaimed = new Map<string, Wake>()
+  const unclaimed = new Map<string, { readonly key: string; readonly wake: Wake }>()
   const watch = (key: string, token: string, mark?: number | undefined) =>
     Effect.sync((): ReleaseWatcher => {
       const latch: Latch = { pending: undefined, listener: undefined }
       const grant = unclaimed.get(token)
-      if (grant !== undefined) {
+      if (grant !== undefined && grant.key === key) {
         unclaimed.delete(token)
-        latch.pending = grant
+        latch.pending = grant.wake
       } else if (mark !== undefined && mark !== received) {
         // Something was released since the caller's try: it may have been this key.
         latch.pending = released
@@ -124,7 +124,7 @@ export const makeReleaseHub = (): ReleaseHub => {
     if (latch !== undefined) return fire(latch, wake)
     if (wake._tag !== "Granted") return
     if (unclaimed.size >= maxUnclaimed) unclaimed.delete(unclaimed.keys().next().value!)
-    unclaimed.set(target, wake)
+    unclaimed.set(target, { key, wake })
   }
   return { watch, mark: () => received, signal, watchedKeys: () => watchers.size }
 }
