@@ -1,3 +1,4 @@
+import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { LockKv } from "../../LockKv.js"
@@ -90,15 +91,19 @@ const sleepUntilTurn = (store: LockKv.Service, waiter: Waiter, wakeAt: number): 
   })
 
 /**
- * Waits for this fiber's turn on `key` until `deadline` (Clock millis), waking
- * at the delays `backoff` gives (each wake without the turn is a failed try; the
- * backoff may give up). `None` when it gave up. Interruption leaves the line intact.
+ * Waits for this fiber's turn on `key` until `deadline` (millis of `clock`).
+ * With a `backoff` it also wakes at the delays it gives (each wake without the
+ * turn is a failed try, and the backoff may give up); without one (the default
+ * retry, which never gives up by itself) it wakes only for its turn or at the
+ * deadline, so a line of waiters sets no alarm per turn. `None` when it gave
+ * up. Interruption leaves the line intact.
  */
 export const enter = (
   store: LockKv.Service,
+  clock: Clock.Clock,
   key: string,
   deadline: number,
-  backoff: (now: number) => Effect.Effect<Option.Option<number>>
+  backoff: ((now: number) => Effect.Effect<Option.Option<number>>) | undefined
 ): Effect.Effect<Option.Option<Turn>> =>
   Effect.suspend(() => {
     const lines = linesOf(store)
@@ -109,27 +114,29 @@ export const enter = (
     }
     const waiter: Waiter = { given: false, resume: undefined }
     line.waiters.push(waiter)
-    const waitForTurn: Effect.Effect<boolean> = Effect.gen(function*() {
-      yield* timers.ensureStarted(store)
-      while (true) {
-        if (waiter.given) return true
-        const now = yield* time.now
-        if (now >= deadline) return false
-        const delay = yield* backoff(now)
-        if (Option.isNone(delay)) return false
-        yield* sleepUntilTurn(store, waiter, now + Math.max(0, Math.ceil(Math.min(delay.value, deadline - now))))
-      }
-    })
-    return waitForTurn.pipe(
-      Effect.map((got) => got ? Option.some(makeTurn(lines, key)) : Option.none<Turn>()),
+    const waitForTurn = (): Effect.Effect<boolean> => {
+      if (waiter.given) return Effect.succeed(true)
+      const now = time.monotonicMillis(clock)
+      if (now >= deadline) return Effect.succeed(false)
+      if (backoff === undefined) return Effect.flatMap(sleepUntilTurn(store, waiter, deadline), waitForTurn)
+      return Effect.flatMap(backoff(now), (delay) =>
+        Option.isNone(delay)
+          ? Effect.succeed(false)
+          : Effect.flatMap(
+            sleepUntilTurn(store, waiter, now + Math.max(0, Math.ceil(Math.min(delay.value, deadline - now)))),
+            waitForTurn
+          ))
+    }
+    return Effect.zipRight(timers.ensureStarted(store), Effect.suspend(waitForTurn)).pipe(
       Effect.onExit((exit) =>
         Effect.sync(() => {
-          if (exit._tag === "Success" && Option.isSome(exit.value)) return
+          if (exit._tag === "Success" && exit.value) return
           const index = line.waiters.indexOf(waiter)
           if (index !== -1) line.waiters.splice(index, 1)
           // The turn reached us as we gave up: hand it on, or the line stalls.
           if (waiter.given) handOn(lines, key)
         })
-      )
+      ),
+      Effect.map((got) => got ? Option.some(makeTurn(lines, key)) : Option.none<Turn>())
     )
   })
