@@ -160,6 +160,37 @@ describe("Redis store: scripts and layout", () => {
       expect((yield* Effect.flip(kv.compareAndExpire("k", "x", -1)))._tag).toBe("InvalidArgument")
     }))
 
+  it.scopedLive("scripts go as EVALSHA: as EVAL once per connection, and again after a SCRIPT FLUSH", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServerScoped()
+      const raw = yield* rawClient(server.url)
+      const kv = yield* LockKv.makeRedis({ url: server.url, namespace: freshNamespace() })
+      const stats = Effect.promise(async () => {
+        const info = await raw.info("commandstats")
+        const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
+        return { eval: calls("eval"), evalsha: calls("evalsha") }
+      })
+      const cycle = (token: string, fence: number) =>
+        Effect.gen(function*() {
+          expect(yield* kv.acquire("k", token, Duration.seconds(5))).toEqual({ _tag: "Acquired", fence })
+          expect(yield* kv.release("k", token)).toBe(true)
+        })
+      for (let i = 1; i <= 3; i++) yield* cycle(`t${i}`, i)
+      // The first acquire and the first release loaded their scripts.
+      expect(yield* stats).toEqual({ eval: 2, evalsha: 4 })
+
+      // The server forgets the scripts: EVALSHA gets NOSCRIPT (the script did not run), sent again as EVAL.
+      yield* Effect.promise(() => raw.script("FLUSH"))
+      yield* cycle("t4", 4)
+      expect((yield* stats).eval).toBe(4)
+      yield* cycle("t5", 5)
+      expect((yield* stats).eval).toBe(4)
+      expect(yield* kv.compareAndDelete("k", "nobody")).toBe(false)
+      expect(yield* kv.set("k", "v")).toBe(true)
+      expect(yield* kv.compareAndExpire("k", "v", "5 seconds")).toBe(true)
+      expect(yield* kv.compareAndDelete("k", "v")).toBe(true)
+    }))
+
   it.scopedLive("the fence key hashes to the lock key's cluster slot, hash tag or not", () =>
     Effect.gen(function*() {
       const ns = freshNamespace()

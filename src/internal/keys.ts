@@ -69,6 +69,19 @@ export const checkTtl = (ttl: unknown, argument = "ttl"): Duration.Duration | In
   return Duration.millis(Math.ceil(millis))
 }
 
+/**
+ * `checkTtl` in whole milliseconds, for the store's hot path: a `Duration` or a
+ * number that is plainly valid is read without decoding or allocating; anything
+ * else goes through `checkTtl` (same result, same errors).
+ */
+export const checkTtlMillis = (ttl: unknown, argument = "ttl"): number | InvalidArgument => {
+  const millis = Duration.isDuration(ttl) ? Duration.toMillis(ttl) : typeof ttl === "number" ? ttl : Number.NaN
+  // Excludes NaN, zero or less, infinity and unsafe integers: those take the long way (and fail there).
+  if (millis > 0 && millis <= Number.MAX_SAFE_INTEGER) return Math.ceil(millis)
+  const checked = checkTtl(ttl, argument)
+  return checked instanceof InvalidArgument ? checked : Duration.toMillis(checked)
+}
+
 export const validateTtl = (ttl: unknown, argument = "ttl"): Effect.Effect<Duration.Duration, InvalidArgument> => {
   const checked = checkTtl(ttl, argument)
   return checked instanceof InvalidArgument ? Effect.fail(checked) : Effect.succeed(checked)

@@ -1,33 +1,26 @@
 /**
- * The Lua scripts of the Redis backend. Each is registered once per client with
- * `defineCommand` (sent as EVALSHA, falling back to EVAL when the server does
- * not know the script yet). Every script touches only keys passed in `KEYS`,
+ * The Lua scripts of the Redis backend. The store sends each as EVALSHA (as
+ * EVAL the first time on each connection, which loads it, and again after a
+ * NOSCRIPT; see `store.ts`). Every script touches only keys passed in `KEYS`,
  * which hash to one cluster slot, and reads time only from the server (its TTLs
  * and `TIME`), never the client's clock.
  */
-import type { Redis } from "ioredis"
+import { createHash } from "node:crypto"
 import { companionKey } from "../keys.js"
 
-/** @internal */
-export interface RedisWithScripts extends Redis {
-  /** 1 when `key` held `expected` and was deleted, else 0. */
-  lockCompareAndDelete(key: string, expected: string): Promise<number>
-  /** 1 when `key` held `expected` and its TTL was reset to `ttlMillis`, else 0. */
-  lockCompareAndExpire(key: string, expected: string, ttlMillis: number): Promise<number>
-  /**
-   * `[1, fence]` when `key` was free and now holds `token`, or, for a queued caller (`placeMillis`
-   * > 0), already held `token` (granted by a release: its TTL is then reset to `ttlMillis`, `fence`
-   * is the current one); `[0, pttl]` when held (pttl -1: no TTL).
-   */
-  lockAcquire(...args: [...LockKeys, token: string, ttlMillis: number, placeMillis: number, channel: string]): Promise<
-    [number, number]
-  >
-  /**
-   * 1 when `key` held `token` and was deleted, else 0 (then `token` left the queue); the lock then
-   * goes to the live waiter at the head of the queue, who is told (see `release`).
-   */
-  lockRelease(...args: [...LockKeys, token: string, callerKey: string]): Promise<number>
+/** A script as sent: its source, its SHA1 (for EVALSHA) and its number of KEYS. @internal */
+export interface Script {
+  readonly lua: string
+  readonly sha: string
+  /** The number of KEYS, as the argument string EVAL/EVALSHA take. */
+  readonly numberOfKeys: string
 }
+
+const script = (lua: string, numberOfKeys: number): Script => ({
+  lua,
+  sha: createHash("sha1").update(lua).digest("hex"),
+  numberOfKeys: String(numberOfKeys)
+})
 
 /**
  * The KEYS of both lock scripts, all in the lock key's cluster slot: the lock,
@@ -190,16 +183,27 @@ end
 return released
 `
 
+/** KEYS: key. ARGV: expected. 1 when `key` held `expected` and was deleted, else 0. @internal */
+export const lockCompareAndDelete: Script = script(compareAndDelete, 1)
+
+/** KEYS: key. ARGV: expected, ttl ms. 1 when `key` held `expected` and its TTL was reset, else 0. @internal */
+export const lockCompareAndExpire: Script = script(compareAndExpire, 1)
+
 /**
- * Registers the scripts on `client` under names that cannot clash with ioredis'
- * own commands.
+ * KEYS: `LockKeys`. ARGV: token, ttl ms, place ms, channel. `[1, fence]` when `key` was free and
+ * now holds `token`, or, for a queued caller (place > 0), already held `token` (granted by a
+ * release: its TTL is then reset to the ttl, `fence` is the current one); `[0, pttl]` when held
+ * (pttl -1: no TTL).
  *
  * @internal
  */
-export const define = (client: Redis): RedisWithScripts => {
-  client.defineCommand("lockCompareAndDelete", { lua: compareAndDelete, numberOfKeys: 1 })
-  client.defineCommand("lockCompareAndExpire", { lua: compareAndExpire, numberOfKeys: 1 })
-  client.defineCommand("lockAcquire", { lua: acquire, numberOfKeys: 5 })
-  client.defineCommand("lockRelease", { lua: release, numberOfKeys: 5 })
-  return client as RedisWithScripts
-}
+export const lockAcquire: Script = script(acquire, 5)
+
+/**
+ * KEYS: `LockKeys`. ARGV: token, caller key. 1 when `key` held `token` and was deleted, else 0
+ * (then `token` left the queue); the lock then goes to the live waiter at the head of the queue,
+ * who is told (see `release`).
+ *
+ * @internal
+ */
+export const lockRelease: Script = script(release, 5)

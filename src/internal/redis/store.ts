@@ -11,7 +11,7 @@ import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { RedisOptions as IORedisOptions } from "ioredis"
-import { Redis } from "ioredis"
+import { Command, Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type * as LockKv from "../../LockKv.js"
@@ -19,7 +19,7 @@ import { InvalidArgument, LockKvError } from "../errors.js"
 import {
   checkKey,
   checkToken,
-  checkTtl,
+  checkTtlMillis,
   companionKey,
   namespaced,
   releaseChannel,
@@ -29,6 +29,7 @@ import {
 } from "../keys.js"
 import { makeReleaseHub, released } from "../releaseHub.js"
 import * as scripts from "./scripts.js"
+import type { Script } from "./scripts.js"
 import { type ParsedRedisUrl, parseRedisUrl } from "./url.js"
 
 // -----------------------------------------------------------------------------
@@ -389,7 +390,66 @@ const toAcquireResult = (reply: unknown): Effect.Effect<LockKv.AcquireResult, Lo
     )
     : Effect.fail(unexpected("acquire", reply))
 
-const isOne = (reply: unknown): boolean => reply === 1
+// Effects are immutable values: the hot path's two outcomes are built once.
+const succeedTrue = Effect.succeed(true)
+const succeedFalse = Effect.succeed(false)
+/** Scripts answering 1 (done) or 0. */
+const isOne = (reply: unknown): Effect.Effect<boolean> => reply === 1 ? succeedTrue : succeedFalse
+const asIs = <A>(reply: A): Effect.Effect<A> => Effect.succeed(reply)
+
+/** ioredis turns the reply's bulk strings into strings (as its own commands do). */
+const replyAsStrings = { replyEncoding: "utf8" } as const
+
+const isNoScript = (error: unknown): boolean =>
+  error instanceof Error && typeof error.message === "string" && error.message.startsWith("NOSCRIPT")
+
+/**
+ * EVAL or EVALSHA of one of the store's scripts, with arguments that are all
+ * strings already. They are set after construction: ioredis' constructor copies
+ * its arguments with `Array.prototype.flat`, which is slow in V8 (about 2 µs for
+ * the 11 arguments of the acquire script, as much as the rest of the store's
+ * JavaScript for that command), and converts non-strings, which these are not.
+ */
+class ScriptCommand extends Command {
+  constructor(name: "eval" | "evalsha", args: Array<string>) {
+    super(name, [], replyAsStrings)
+    this.args = args
+  }
+}
+
+/**
+ * Sends `script` on `client` as EVALSHA, or as EVAL (which loads it) the first
+ * time on each connection and when retrying after a NOSCRIPT (a script flush, a
+ * failover to a server that never saw it): what ioredis' `defineCommand` does,
+ * without its per-call wrapping (argument copies, a promise chained for the
+ * NOSCRIPT retry, closures). `args` is `[<slot for the sha or source>, <number
+ * of keys>, ...KEYS, ...ARGV]`, all strings; each command gets its own copy.
+ */
+const scriptSender = (client: Redis, script: Script) => {
+  // The socket the script was last sent on as EVAL: after that, EVALSHA finds it there.
+  let loadedOn: unknown = undefined
+  return (args: ReadonlyArray<string>, reload: boolean): Promise<unknown> => {
+    const own = args.slice()
+    const stream = client.stream
+    let command: Command
+    if (reload || loadedOn !== stream) {
+      loadedOn = stream
+      own[0] = script.lua
+      command = new ScriptCommand("eval", own)
+    } else {
+      own[0] = script.sha
+      command = new ScriptCommand("evalsha", own)
+    }
+    return client.sendCommand(command) as Promise<unknown>
+  }
+}
+
+/**
+ * Caller key → the five KEYS of its lock scripts (see `lockKeys`), built once
+ * per key rather than for every command; a key found here has been validated.
+ * Bounded: when full, the oldest entry goes (a key used again is rebuilt).
+ */
+const maxCachedKeys = 1_000
 
 const decimal = /^[1-9][0-9]*$/
 
@@ -528,60 +588,107 @@ export const make = (
       Effect.forkScoped
     )
 
-    const client = scripts.define(main.client)
+    const client = main.client
 
-    const stalls = yield* watchStalls(main.client)
+    const stalls = yield* watchStalls(client)
 
-    const send = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, LockKvError> =>
-      Effect.async<A, LockKvError>((resume) => {
-        const dropsBefore = stalls.drops
-        const failed = (error: unknown) => {
-          const cause = sanitize(error, secrets)
-          // Failed because the watchdog dropped the silent connection: say so.
-          const why = stalls.drops !== dropsBefore ? describeStall() : describe(cause)
-          return Effect.fail(new LockKvError({ operation, message: `Redis ${operation} failed: ${why}`, cause }))
-        }
-        let sent: Promise<A>
+    const failed = (operation: string, error: unknown, dropsBefore: number) => {
+      const cause = sanitize(error, secrets)
+      // Failed because the watchdog dropped the silent connection: say so.
+      const why = stalls.drops !== dropsBefore ? describeStall() : describe(cause)
+      return Effect.fail(new LockKvError({ operation, message: `Redis ${operation} failed: ${why}`, cause }))
+    }
+
+    /**
+     * Sends one command and resumes with its converted reply: `run` sends it
+     * (with `reload`, again as EVAL after a NOSCRIPT, which means the script did
+     * not run), `convert` reads the reply.
+     */
+    const dispatch = <A>(
+      operation: string,
+      run: (reload: boolean) => Promise<unknown>,
+      convert: (reply: unknown) => Effect.Effect<A, LockKvError>,
+      resume: (effect: Effect.Effect<A, LockKvError>) => void
+    ): void => {
+      const dropsBefore = stalls.drops
+      const attempt = (reload: boolean): void => {
+        let sent: Promise<unknown>
         try {
-          sent = run()
+          sent = run(reload)
         } catch (error) {
-          return resume(failed(error))
+          return resume(failed(operation, error, dropsBefore))
         }
         stalls.sent()
         sent.then(
-          (value) => {
+          (reply) => {
             stalls.settled()
-            resume(Effect.succeed(value))
+            resume(convert(reply))
           },
           (error) => {
             stalls.settled()
-            resume(failed(error))
+            if (!reload && isNoScript(error)) attempt(true)
+            else resume(failed(operation, error, dropsBefore))
           }
         )
+      }
+      attempt(false)
+    }
+
+    /**
+     * One command as an Effect. While connected, it is bounded by the stall
+     * watchdog (and fails at once when the connection drops): no timer or fiber
+     * per call on the hot path. Otherwise the call first waits for the
+     * connection, bounded by `callTimeout`.
+     */
+    const call = <A>(
+      operation: string,
+      run: (reload: boolean) => Promise<unknown>,
+      convert: (reply: unknown) => Effect.Effect<A, LockKvError>
+    ): Effect.Effect<A, LockKvError> =>
+      Effect.async<A, LockKvError>((resume) => {
+        if (client.status === "ready") dispatch(operation, run, convert, resume)
+        else resume(afterReady(operation, run, convert))
       })
 
-    // While connected, a command is bounded by the stall watchdog (and fails at
-    // once when the connection drops): no timer or fiber per call on the hot path. Otherwise the call first waits for the connection, bounded
-    // by `callTimeout`.
-    const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, LockKvError> =>
-      Effect.suspend(() =>
-        main.client.status === "ready" ? send(operation, run) : main.awaitReady(operation).pipe(
-          Effect.zipRight(send(operation, run)),
-          // The lock engine calls the store from finalizers (release), which are
-          // uninterruptible: without this, the timeout below could not stop the
-          // wait for a connection that never comes back, and the call would hang.
-          Effect.interruptible,
-          Effect.timeoutFail({
-            duration: callTimeout,
-            onTimeout: () =>
-              new LockKvError({
-                operation,
-                message: `Redis ${operation} did not complete within ${Duration.format(callTimeout)}`
-              })
-          })
-        )
+    const afterReady = <A>(
+      operation: string,
+      run: (reload: boolean) => Promise<unknown>,
+      convert: (reply: unknown) => Effect.Effect<A, LockKvError>
+    ): Effect.Effect<A, LockKvError> =>
+      main.awaitReady(operation).pipe(
+        // Ready now: send at once (if the connection is lost again meanwhile, the command fails).
+        Effect.zipRight(Effect.async<A, LockKvError>((resume) => dispatch(operation, run, convert, resume))),
+        // The lock engine calls the store from finalizers (release), which are
+        // uninterruptible: without this, the timeout below could not stop the
+        // wait for a connection that never comes back, and the call would hang.
+        Effect.interruptible,
+        Effect.timeoutFail({
+          duration: callTimeout,
+          onTimeout: () =>
+            new LockKvError({
+              operation,
+              message: `Redis ${operation} did not complete within ${Duration.format(callTimeout)}`
+            })
+        })
       )
 
+    const sendCompareAndDelete = scriptSender(client, scripts.lockCompareAndDelete)
+    const sendCompareAndExpire = scriptSender(client, scripts.lockCompareAndExpire)
+    const sendAcquire = scriptSender(client, scripts.lockAcquire)
+    const sendRelease = scriptSender(client, scripts.lockRelease)
+
+    const keysCache = new Map<string, scripts.LockKeys>()
+    /** The KEYS of `key`'s lock scripts, or why `key` is invalid. */
+    const keysOf = (key: string): scripts.LockKeys | InvalidArgument => {
+      let keys = keysCache.get(key)
+      if (keys !== undefined) return keys
+      const invalid = checkKey(key)
+      if (invalid !== undefined) return invalid
+      keys = scripts.lockKeys(namespaced(namespace, key))
+      if (keysCache.size >= maxCachedKeys) keysCache.delete(keysCache.keys().next().value!)
+      keysCache.set(key, keys)
+      return keys
+    }
 
     const full = (key: string) => Effect.map(validateKey(key), (k) => namespaced(namespace, k))
     const str = (value: unknown, argument: string) =>
@@ -592,7 +699,10 @@ export const make = (
       lifetime,
       namespace,
       get: (key) =>
-        Effect.flatMap(full(key), (k) => call("get", () => client.get(k))).pipe(Effect.map(Option.fromNullable)),
+        Effect.flatMap(
+          full(key),
+          (k) => call("get", () => client.get(k), (reply) => Effect.succeed(Option.fromNullable(reply as string | null)))
+        ),
       set: (key, value, setOptions) =>
         Effect.gen(function*() {
           const k = yield* full(key)
@@ -601,63 +711,72 @@ export const make = (
           const args: Array<string | number> = [k, v]
           if (normalized.ttlMillis !== undefined) args.push("PX", normalized.ttlMillis)
           if (normalized.condition !== undefined) args.push(normalized.condition)
-          const reply = yield* call("set", () => client.call("SET", ...args))
-          return reply === "OK"
+          return yield* call("set", () => client.call("SET", ...args), (reply) => Effect.succeed(reply === "OK"))
         }),
-      del: (key) => Effect.flatMap(full(key), (k) => call("del", () => client.del(k))).pipe(Effect.map((n) => n > 0)),
+      del: (key) =>
+        Effect.flatMap(full(key), (k) => call("del", () => client.del(k), (n) => Effect.succeed((n as number) > 0))),
       compareAndDelete: (key, expected) =>
         Effect.gen(function*() {
           const k = yield* full(key)
           const e = yield* str(expected, "expected")
-          const reply = yield* call("compareAndDelete", () => client.lockCompareAndDelete(k, e))
-          return reply === 1
+          const args = ["", scripts.lockCompareAndDelete.numberOfKeys, k, e]
+          return yield* call("compareAndDelete", (reload) => sendCompareAndDelete(args, reload), isOne)
         }),
       compareAndExpire: (key, expected, ttl) =>
         Effect.gen(function*() {
           const k = yield* full(key)
           const e = yield* str(expected, "expected")
           const millis = Duration.toMillis(yield* validateTtl(ttl))
-          const reply = yield* call("compareAndExpire", () => client.lockCompareAndExpire(k, e, millis))
-          return reply === 1
+          const args = ["", scripts.lockCompareAndExpire.numberOfKeys, k, e, String(millis)]
+          return yield* call("compareAndExpire", (reload) => sendCompareAndExpire(args, reload), isOne)
         }),
       pttl: (key) =>
-        Effect.flatMap(full(key), (k) => call("pttl", () => client.pttl(k))).pipe(Effect.map(toRemaining)),
-      // The hot path of every lock cycle: synchronous checks, then one command.
-      acquire: (key, token, ttl, queue) =>
-        Effect.suspend((): Effect.Effect<LockKv.AcquireResult, LockKvError | InvalidArgument> => {
-          const invalid = checkKey(key) ?? checkToken(token)
-          if (invalid !== undefined) return Effect.fail(invalid)
-          const ttlChecked = checkTtl(ttl)
-          if (ttlChecked instanceof InvalidArgument) return Effect.fail(ttlChecked)
-          let place = 0
-          if (queue !== undefined) {
-            const placeChecked = checkTtl(queue, "queue")
-            if (placeChecked instanceof InvalidArgument) return Effect.fail(placeChecked)
-            place = Duration.toMillis(placeChecked)
-          }
-          const k = namespaced(namespace, key)
-          const millis = Duration.toMillis(ttlChecked)
-          return Effect.flatMap(
-            call("acquire", () =>
-              client.lockAcquire(...scripts.lockKeys(k), token, millis, place, channel)),
-            toAcquireResult
-          )
-        }),
-      release: (key, token) =>
-        Effect.suspend((): Effect.Effect<boolean, LockKvError | InvalidArgument> => {
-          const invalid = checkKey(key) ?? checkToken(token)
-          if (invalid !== undefined) return Effect.fail(invalid)
-          const k = namespaced(namespace, key)
-          return Effect.map(
-            call("release", () =>
-              client.lockRelease(...scripts.lockKeys(k), token, key)),
-            isOne
-          )
-        }),
+        Effect.flatMap(
+          full(key),
+          (k) => call("pttl", () => client.pttl(k), (reply) => Effect.succeed(toRemaining(reply as number)))
+        ),
+      // The hot path of every lock cycle: synchronous checks (pure, so done when
+      // the Effect is built), then one command, whose reply is read in its callback.
+      acquire: (key, token, ttl, queue) => {
+        const keys = keysOf(key)
+        if (keys instanceof InvalidArgument) return Effect.fail(keys)
+        const invalid = checkToken(token)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const millis = checkTtlMillis(ttl)
+        if (millis instanceof InvalidArgument) return Effect.fail(millis)
+        let place = 0
+        if (queue !== undefined) {
+          const placeMillis = checkTtlMillis(queue, "queue")
+          if (placeMillis instanceof InvalidArgument) return Effect.fail(placeMillis)
+          place = placeMillis
+        }
+        const args = [
+          "",
+          scripts.lockAcquire.numberOfKeys,
+          keys[0],
+          keys[1],
+          keys[2],
+          keys[3],
+          keys[4],
+          token,
+          String(millis),
+          String(place),
+          channel
+        ]
+        return call("acquire", (reload) => sendAcquire(args, reload), toAcquireResult)
+      },
+      release: (key, token) => {
+        const keys = keysOf(key)
+        if (keys instanceof InvalidArgument) return Effect.fail(keys)
+        const invalid = checkToken(token)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const args = ["", scripts.lockRelease.numberOfKeys, keys[0], keys[1], keys[2], keys[3], keys[4], token, key]
+        return call("release", (reload) => sendRelease(args, reload), isOne)
+      },
       fence: (key) =>
         Effect.gen(function*() {
           const k = yield* full(key)
-          const reply = yield* call("fence", () => client.get(companionKey(k, "fence")))
+          const reply = yield* call("fence", () => client.get(companionKey(k, "fence")), asIs)
           if (reply === null) return Option.none()
           const fence = Number(reply)
           if (!Number.isSafeInteger(fence)) return yield* unexpected("fence", reply)
