@@ -76,6 +76,8 @@ const promiseCount = async (cycle: () => Promise<unknown>, until: number): Promi
 }
 
 export const runMemory = async (config: BenchConfig["memory"], log: (line: string) => void): Promise<MemoryResult> => {
+  // Every Effect contender runs in this one runtime: the cost of scopes and
+  // forks grows with the context a fiber carries, so all carry the same.
   const runtime = ManagedRuntime.make(LockKv.layerMemory)
   await runtime.runPromise(LockKv.LockKv)
   const semaphore = Effect.unsafeMakeSemaphore(1)
@@ -99,19 +101,19 @@ export const runMemory = async (config: BenchConfig["memory"], log: (line: strin
     make("withLock", "effect-lock withLock (memory)", 1, (until) =>
       runtime.runPromise(effectFibers(Lock.withLock(Effect.void, "bench:c:1"), 1, until))),
     make("semaphore", "Effect.makeSemaphore(1).withPermits(1)", 1, (until) =>
-      Effect.runPromise(effectFibers(semaphore.withPermits(1)(Effect.void), 1, until))),
+      runtime.runPromise(effectFibers(semaphore.withPermits(1)(Effect.void), 1, until))),
     make("async-mutex", "async-mutex runExclusive", 1, (until) =>
       Promise.all([promiseCount(() => mutex.runExclusive(() => {}), until)])),
     make("acquire", "effect-lock scoped Lock.acquire (memory)", 1, (until) =>
       runtime.runPromise(effectFibers(Effect.scoped(Lock.acquire("bench:c:acquire")), 1, until))),
     make("bare", "bare Effect.scoped(acquireRelease(void))", 1, (until) =>
-      Effect.runPromise(
+      runtime.runPromise(
         effectFibers(Effect.scoped(Effect.acquireRelease(Effect.void, () => Effect.void)), 1, until)
       )),
     make(`withLock×${fibers}`, `effect-lock withLock (memory), ${fibers} fibers`, fibers, (until) =>
       runtime.runPromise(effectFibers(Lock.withLock(Effect.yieldNow(), "bench:c:8"), fibers, until))),
     make(`semaphore×${fibers}`, `Effect semaphore, ${fibers} fibers`, fibers, (until) =>
-      Effect.runPromise(effectFibers(semaphoreContended.withPermits(1)(Effect.yieldNow()), fibers, until))),
+      runtime.runPromise(effectFibers(semaphoreContended.withPermits(1)(Effect.yieldNow()), fibers, until))),
     make(`async-mutex×${fibers}`, `async-mutex, ${fibers} fibers`, fibers, (until) =>
       Promise.all(
         Array.from({ length: fibers }, () => promiseCount(() => mutexContended.runExclusive(yieldOnce), until))

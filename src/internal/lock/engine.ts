@@ -17,7 +17,7 @@ import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import type { Handle, Options } from "../../Lock.js"
-import type { LockKv as LockKvNs, ReleaseWatcher, Wake } from "../../LockKv.js"
+import type { AcquireResult, LockKv as LockKvNs, ReleaseWatcher, Wake } from "../../LockKv.js"
 import { LockKv } from "../../LockKv.js"
 import { InvalidArgument, type LockKvError } from "../errors.js"
 import { checkKey, checkTtl } from "../keys.js"
@@ -243,44 +243,27 @@ const prepare = (
   }
 }
 
-/** One try in the store; with `queue`, a refused try keeps (or takes) a place in the key's queue. */
-const tryOnce = (a: Acquisition, queue: Duration.Duration | undefined): Effect.Effect<Attempt, LockKvError | InvalidArgument> => {
-  const sentAt = time.monotonicMillis(a.clock)
-  a.lastTrySentAt = sentAt
+/** Sends one try in the store; with `queue`, a refused try keeps (or takes) a place in the key's queue. */
+const sendTry = (a: Acquisition, queue: Duration.Duration | undefined) => {
+  a.lastTrySentAt = time.monotonicMillis(a.clock)
   if (a.outcome === "none") a.outcome = "maybe"
-  return Effect.map(a.store.acquire(a.settings.key, a.token, a.settings.ttl, queue), (result): Attempt => {
-    if (result._tag === "Acquired") {
-      a.outcome = "held"
-      return { _tag: "Acquired", acquired: { fence: result.fence, sentAt } }
-    }
-    // Without a queue a refused try leaves nothing behind; with one, our place stays until we leave.
-    if (queue === undefined) a.outcome = "none"
-    metrics.recordContention(a.store.backend)
-    return { _tag: "Held", remaining: result.remaining }
-  })
+  return a.store.acquire(a.settings.key, a.token, a.settings.ttl, queue)
 }
 
-/**
- * Tries until acquired, the deadline passes or the retry schedule ends. Between
- * tries it sleeps the schedule's delay, cut short by a release notification
- * addressed to it, by the end of the holder's TTL, and by the need to keep its
- * place in the queue. It listens only once its first try found the key held;
- * the mark read before that try keeps a notification that overtook the try's
- * reply (see `notificationMark`).
- */
-const waitingTries = (
-  a: Acquisition,
-  backoff: (now: number) => Effect.Effect<Option.Option<number>>
-): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> => {
-  const mark = a.store.notificationMark()
-  return Effect.flatMap(tryOnce(a, queuePlace), (first) => {
-    if (first._tag === "Acquired") return Effect.succeed(first.acquired)
-    return Effect.flatMap(
-      a.store.watchReleases(a.settings.key, a.token, mark),
-      (watcher) => Effect.ensuring(tryLoop(a, backoff, watcher, first.remaining), Effect.sync(watcher.close))
-    )
-  })
+/** What the try `sendTry` sent last found. */
+const readTry = (a: Acquisition, queue: Duration.Duration | undefined, result: AcquireResult): Attempt => {
+  if (result._tag === "Acquired") {
+    a.outcome = "held"
+    return { _tag: "Acquired", acquired: { fence: result.fence, sentAt: a.lastTrySentAt } }
+  }
+  // Without a queue a refused try leaves nothing behind; with one, our place stays until we leave.
+  if (queue === undefined) a.outcome = "none"
+  metrics.recordContention(a.store.backend)
+  return { _tag: "Held", remaining: result.remaining }
 }
+
+const tryOnce = (a: Acquisition, queue: Duration.Duration | undefined): Effect.Effect<Attempt, LockKvError | InvalidArgument> =>
+  Effect.map(sendTry(a, queue), (result) => readTry(a, queue, result))
 
 const tryLoop = (
   a: Acquisition,
@@ -372,15 +355,34 @@ const establish = (a: Acquisition, acquired: Acquired): Effect.Effect<void, Lock
   )
 }
 
-/** Tries in the store once this fiber has the local turn: once, or until the deadline. */
-const contend = (a: Acquisition, backoff: ((now: number) => Effect.Effect<Option.Option<number>>) | undefined) => {
-  const attempt = a.deadline > time.monotonicMillis(a.clock)
-    ? waitingTries(a, backoff ?? makeBackoff(a.settings.key, a.settings.retry))
-    : Effect.flatMap(
-      tryOnce(a, undefined),
-      (first) => first._tag === "Acquired" ? Effect.succeed(first.acquired) : Effect.fail(notAcquired(a.settings.key))
-    )
-  return Effect.flatMap(attempt, (acquired) => establish(a, acquired))
+/**
+ * Tries in the store once this fiber has the local turn: once, or until the
+ * deadline. Between tries it sleeps the schedule's delay, cut short by a
+ * release notification addressed to it, by the end of the holder's TTL, and by
+ * the need to keep its place in the queue. It listens only once its first try
+ * found the key held; the mark read before that try keeps a notification that
+ * overtook the try's reply (see `notificationMark`).
+ */
+const contend = (
+  a: Acquisition,
+  backoff: ((now: number) => Effect.Effect<Option.Option<number>>) | undefined
+): Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument> => {
+  const waits = a.deadline > time.monotonicMillis(a.clock)
+  const queue = waits ? queuePlace : undefined
+  const mark = waits ? a.store.notificationMark() : 0
+  return Effect.flatMap(sendTry(a, queue), (result) => {
+    const first = readTry(a, queue, result)
+    if (first._tag === "Acquired") return establish(a, first.acquired)
+    if (!waits) return Effect.fail(notAcquired(a.settings.key))
+    return Effect.flatMap(a.store.watchReleases(a.settings.key, a.token, mark), (watcher) =>
+      Effect.flatMap(
+        Effect.ensuring(
+          tryLoop(a, backoff ?? makeBackoff(a.settings.key, a.settings.retry), watcher, first.remaining),
+          Effect.sync(watcher.close)
+        ),
+        (acquired) => establish(a, acquired)
+      ))
+  })
 }
 
 /**
@@ -416,43 +418,50 @@ const takeLock = (a: Acquisition): Effect.Effect<void, LockNotAcquired | LockKvE
 
 /**
  * Deletes only our own token (or our place in the queue), so it is safe whatever
- * happened meanwhile. Idempotent; `false` when there was nothing of ours to delete.
+ * happened meanwhile. Idempotent: `undefined` when there is nothing of ours to
+ * delete (any more), else the store call (`true` when it deleted the lock).
  */
-const releaseOnce = (a: Acquisition): Effect.Effect<boolean, LockKvError> => {
-  if (a.released) return Effect.succeed(false)
+const releaseOnce = (a: Acquisition): Effect.Effect<boolean, LockKvError | InvalidArgument> | undefined => {
+  if (a.released) return undefined
   a.released = true
   if (a.lease !== undefined) {
     leases.untrack(a.store, a.lease)
     metrics.recordHoldTime(a.store.backend, time.monotonicMillis(a.clock) - a.heldSince)
   }
-  if (a.outcome === "none") return Effect.succeed(false)
-  const release = Effect.catchTag(
-    a.store.release(a.settings.key, a.token),
-    "InvalidArgument",
-    () => Effect.succeed(false)
-  )
+  if (a.outcome === "none") return undefined
+  const release = a.store.release(a.settings.key, a.token)
   return spanIf(a.traced, release, "effect-lock.release", { "lock.key": a.settings.key })
 }
 
 /**
- * Releases (or undoes a try whose outcome is unknown) and hands the local turn
- * on; run uninterruptibly, after the section. A failed release never fails the
- * section: the key then expires by its TTL.
+ * Releases (or undoes a try whose outcome is unknown), hands the local turn
+ * on, then goes on with `then`; run uninterruptibly, after the section. A
+ * failed release never fails the section: the key then expires by its TTL.
+ * Call it when the release is due: it marks the lock released at once.
  */
-const finish = (a: Acquisition): Effect.Effect<void> =>
-  Effect.matchCauseEffect(releaseOnce(a), {
+const finish = <X, EX>(a: Acquisition, then: Effect.Effect<X, EX>): Effect.Effect<X, EX> => {
+  const release = releaseOnce(a)
+  if (release === undefined) {
+    a.turn?.pass()
+    return then
+  }
+  return Effect.matchCauseEffect(release, {
     onFailure: (cause) => {
       a.turn?.pass()
       const failure = Cause.failureOption(cause)
       return Option.isSome(failure)
-        ? Effect.logDebug("effect-lock: release failed; the key will expire by its TTL", failure.value.message)
+        ? Effect.zipRight(
+          Effect.logDebug("effect-lock: release failed; the key will expire by its TTL", failure.value.message),
+          then
+        )
         : Effect.failCause(cause as Cause.Cause<never>)
     },
     onSuccess: () => {
       a.turn?.pass()
-      return Effect.void
+      return then
     }
   })
+}
 
 const makeHandle = (a: Acquisition): Handle => {
   const lease = a.lease!
@@ -472,7 +481,11 @@ const makeHandle = (a: Acquisition): Handle => {
         return leases.renew(a.store, lease, Duration.toMillis(checked))
       }),
     // Released early: the next fiber of this process may go at once.
-    release: Effect.ensuring(Effect.suspend(() => releaseOnce(a)), Effect.sync(() => a.turn?.pass()))
+    release: Effect.suspend(() => releaseOnce(a) ?? Effect.succeed(false)).pipe(
+      // Checked when the lock was taken: cannot happen.
+      Effect.catchTag("InvalidArgument", () => Effect.succeed(false)),
+      Effect.ensuring(Effect.sync(() => a.turn?.pass()))
+    )
   }
 }
 
@@ -500,9 +513,9 @@ const locked = <X, E, R, F>(
         onFailure: (cause): Effect.Effect<X, E | F | LockKvError | InvalidArgument, R> => {
           const failure = Cause.failureOption(cause)
           if (Option.isSome(failure) && failure.value._tag === "LockNotAcquired") {
-            return Effect.zipRight(finish(a), refused(failure.value))
+            return finish(a, refused(failure.value))
           }
-          return Effect.zipRight(finish(a), Effect.failCause(cause as Cause.Cause<LockKvError | InvalidArgument>))
+          return finish(a, Effect.failCause(cause as Cause.Cause<LockKvError | InvalidArgument>))
         },
         onSuccess: () => use(a, restore)
       })
@@ -525,7 +538,7 @@ export const acquire = (
     false,
     // `Scope.addFinalizer`, not `Effect.addFinalizer`: `finish` needs none of the
     // acquiring fiber's FiberRefs, whose restoring costs more than the lock cycle.
-    (a) => Effect.flatMap(Effect.scope, (scope) => Effect.as(Scope.addFinalizer(scope, finish(a)), makeHandle(a))),
+    (a) => Effect.flatMap(Effect.scope, (scope) => Effect.as(Scope.addFinalizer(scope, Effect.suspend(() => finish(a, Effect.void))), makeHandle(a))),
     Effect.fail
   )
 
@@ -556,21 +569,25 @@ const mayHaveChildren = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =
 }
 
 /**
- * Runs `effect` under the held lock `a`; a loss interrupts it and the result
- * is then `LockLost`. It runs in the caller's fiber, like `withPermits`: forks
- * stay the caller's, FiberRefs it sets stay set, and no fiber is started per
- * lock. Only a caller with children of its own gets a fiber for the section
- * (see `mayHaveChildren`).
+ * Runs `effect` under the held lock `a`, then `finish`es (uninterruptibly,
+ * whatever its exit); a loss interrupts it and the result is then `LockLost`.
+ * It runs in the caller's fiber, like `withPermits`: forks stay the caller's,
+ * FiberRefs it sets stay set, and no fiber is started per lock. Only a caller
+ * with children of its own gets a fiber for the section (see `mayHaveChildren`).
  */
-const runHeld = <A, E, R>(
+const runThenFinish = <A, E, R, B>(
   effect: Effect.Effect<A, E, R>,
   a: Acquisition,
-  restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>
-): Effect.Effect<Exit.Exit<A, E | LockLost>, never, R> =>
+  restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
+  onSuccess: (a: A) => B
+): Effect.Effect<B, E | LockLost, R> =>
   Effect.withFiberRuntime((fiber) => {
     const lease = a.lease!
-    if (lease.lostError !== undefined) return Effect.succeed(Exit.fail(lease.lostError))
-    if (mayHaveChildren(fiber)) return runInChild(effect, lease, restore)
+    if (lease.lostError !== undefined) return finish(a, Effect.fail(lease.lostError))
+    if (mayHaveChildren(fiber)) {
+      return Effect.flatMap(runInChild(effect, lease, restore), (exit): Effect.Effect<B, E | LockLost> =>
+        finish(a, Exit.isSuccess(exit) ? Effect.succeed(onSuccess(exit.value)) : Effect.failCause(exit.cause)))
+    }
     let running = true
     let interrupted = false
     lease.onLost.push(() => {
@@ -578,12 +595,19 @@ const runHeld = <A, E, R>(
       interrupted = true
       fiber.unsafeInterruptAsFork(lossInterruptor)
     })
-    return Effect.flatMap(Effect.exit(restore(effect)), (exit) => {
+    const after = <X, EX>(then: Effect.Effect<X, EX>): Effect.Effect<X, EX> => {
       running = false
-      if (!interrupted) return Effect.succeed(exit)
+      if (!interrupted) return finish(a, then)
       // The interruption reached the fiber before this step (a running fiber
       // reads its messages before each step): take it out again.
-      return Effect.as(FiberRef.update(FiberRef.interruptedCause, withoutLossInterrupt), settle(exit, lease))
+      return Effect.zipRight(FiberRef.update(FiberRef.interruptedCause, withoutLossInterrupt), finish(a, then))
+    }
+    return Effect.matchCauseEffect(restore(effect), {
+      onFailure: (cause) =>
+        after(Effect.failCause<E | LockLost>(
+          lease.lostError !== undefined && Cause.isInterrupted(cause) ? Cause.fail(lease.lostError) : cause
+        )),
+      onSuccess: (value) => after(Effect.succeed(onSuccess(value)))
     })
   })
 
@@ -591,10 +615,10 @@ const settle = <A, E>(exit: Exit.Exit<A, E>, lease: Lease): Exit.Exit<A, E | Loc
   lease.lostError !== undefined && Exit.isInterrupted(exit) ? Exit.fail(lease.lostError) : exit
 
 /**
- * `runHeld` in a fiber of its own, interrupted when the lock is lost. It starts
- * on the caller's stack (`immediate`) with the caller's context and FiberRefs;
- * the caller, if interrupted while waiting, interrupts it and waits for its
- * finalizers before the lock is released.
+ * The section in a fiber of its own, interrupted when the lock is lost. It
+ * starts on the caller's stack (`immediate`) with the caller's context and
+ * FiberRefs; the caller, if interrupted while waiting, interrupts it and waits
+ * for its finalizers before the lock is released.
  */
 const runInChild = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
@@ -614,18 +638,6 @@ const runInChild = <A, E, R>(
       return Effect.asVoid(Fiber.interrupt(child))
     })).pipe(Effect.catchAllCause((cause) => Effect.succeed(Exit.failCause(cause as Cause.Cause<never>))))
   })
-
-/** Runs the section, then `finish`es (uninterruptibly, whatever its exit). */
-const runThenFinish = <A, E, R, B>(
-  effect: Effect.Effect<A, E, R>,
-  a: Acquisition,
-  restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
-  onSuccess: (a: A) => B
-): Effect.Effect<B, E | LockLost, R> =>
-  Effect.flatMap(runHeld(effect, a, restore), (exit): Effect.Effect<B, E | LockLost> =>
-    Exit.isSuccess(exit)
-      ? Effect.as(finish(a), onSuccess(exit.value))
-      : Effect.zipRight(finish(a), Effect.failCause(exit.cause)))
 
 /** Runs `effect` while holding `key`; interrupts it and fails with `LockLost` if the lock is lost. */
 export const withLock = <A, E, R>(
