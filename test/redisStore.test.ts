@@ -189,6 +189,16 @@ describe("Redis store: scripts and layout", () => {
       expect(yield* kv.set("k", "v")).toBe(true)
       expect(yield* kv.compareAndExpire("k", "v", "5 seconds")).toBe(true)
       expect(yield* kv.compareAndDelete("k", "v")).toBe(true)
+
+      // The commands are written from cached, pre-encoded pieces: multi-byte and
+      // control characters reach the server as they are.
+      const ns = kv.namespace
+      for (const [key, token] of [["ünïcode ✓ 🔒", "tøken-✓"], ["a\r\nb $3 *2", "t\r\n$1"], ["{tag}x", "t"]]) {
+        expect(yield* kv.acquire(key, token, Duration.seconds(5), Duration.seconds(1))).toEqual({ _tag: "Acquired", fence: 1 })
+        expect(yield* Effect.promise(() => raw.get(namespaced(ns, key))), key).toBe(token)
+        expect(yield* kv.release(key, token)).toBe(true)
+        expect(yield* Effect.promise(() => raw.exists(namespaced(ns, key))), key).toBe(0)
+      }
     }))
 
   it.scopedLive("the fence key hashes to the lock key's cluster slot, hash tag or not", () =>

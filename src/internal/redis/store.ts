@@ -403,17 +403,28 @@ const replyAsStrings = { replyEncoding: "utf8" } as const
 const isNoScript = (error: unknown): boolean =>
   error instanceof Error && typeof error.message === "string" && error.message.startsWith("NOSCRIPT")
 
+/** A RESP bulk string: how Redis' protocol sends one argument. */
+const bulk = (s: string): string => `$${Buffer.byteLength(s)}\r\n${s}\r\n`
+
 /**
  * EVAL or EVALSHA of one of the store's scripts, with arguments that are all
  * strings already. They are set after construction: ioredis' constructor copies
  * its arguments with `Array.prototype.flat`, which is slow in V8 (about 2 µs for
  * the 11 arguments of the acquire script, as much as the rest of the store's
  * JavaScript for that command), and converts non-strings, which these are not.
+ * With `wire` (the command as written, see `scriptSender`), `toWritable` sends
+ * that instead of encoding every argument again; ioredis' own `defineCommand`
+ * overrides `toWritable` too.
  */
 class ScriptCommand extends Command {
-  constructor(name: "eval" | "evalsha", args: Array<string>) {
+  private readonly wire: string | undefined
+  constructor(name: "eval" | "evalsha", args: Array<string>, wire: string | undefined) {
     super(name, [], replyAsStrings)
     this.args = args
+    this.wire = wire
+  }
+  override toWritable(socket: object): string | Buffer {
+    return this.wire ?? super.toWritable(socket)
   }
 }
 
@@ -424,30 +435,53 @@ class ScriptCommand extends Command {
  * without its per-call wrapping (argument copies, a promise chained for the
  * NOSCRIPT retry, closures). `args` is `[<slot for the sha or source>, <number
  * of keys>, ...KEYS, ...ARGV]`, all strings; each command gets its own copy.
+ * `tail`, when given, is `args` from the number of keys on as RESP bulk strings
+ * (`bulk`), mostly cached by the caller: the command is then written as the
+ * array header, the command name and script (constant) and `tail`.
  */
 const scriptSender = (client: Redis, script: Script) => {
+  const evalHead = `$4\r\neval\r\n${bulk(script.lua)}`
+  const evalshaHead = `$7\r\nevalsha\r\n${bulk(script.sha)}`
   // The socket the script was last sent on as EVAL: after that, EVALSHA finds it there.
   let loadedOn: unknown = undefined
-  return (args: ReadonlyArray<string>, reload: boolean): Promise<unknown> => {
+  return (args: ReadonlyArray<string>, tail: string | undefined, reload: boolean): Promise<unknown> => {
     const own = args.slice()
     const stream = client.stream
     let command: Command
     if (reload || loadedOn !== stream) {
       loadedOn = stream
       own[0] = script.lua
-      command = new ScriptCommand("eval", own)
+      command = new ScriptCommand(
+        "eval",
+        own,
+        tail === undefined ? undefined : `*${own.length + 1}\r\n${evalHead}${tail}`
+      )
     } else {
       own[0] = script.sha
-      command = new ScriptCommand("evalsha", own)
+      command = new ScriptCommand(
+        "evalsha",
+        own,
+        tail === undefined ? undefined : `*${own.length + 1}\r\n${evalshaHead}${tail}`
+      )
     }
     return client.sendCommand(command) as Promise<unknown>
   }
 }
 
 /**
- * Caller key → the five KEYS of its lock scripts (see `lockKeys`), built once
- * per key rather than for every command; a key found here has been validated.
- * Bounded: when full, the oldest entry goes (a key used again is rebuilt).
+ * What the store keeps of a lock key (see `keysOf`): the five KEYS of its
+ * scripts (`lockKeys`), and, as RESP, the number of keys and the KEYS, and the
+ * caller's key (the release script's last argument).
+ */
+interface LockKeyEntry {
+  readonly keys: scripts.LockKeys
+  readonly keysWire: string
+  readonly keyWire: string
+}
+
+/**
+ * How many lock keys the store keeps (`keysOf`); when full, the oldest entry
+ * goes (a key used again is simply rebuilt).
  */
 const maxCachedKeys = 1_000
 
@@ -677,18 +711,23 @@ export const make = (
     const sendAcquire = scriptSender(client, scripts.lockAcquire)
     const sendRelease = scriptSender(client, scripts.lockRelease)
 
-    const keysCache = new Map<string, scripts.LockKeys>()
-    /** The KEYS of `key`'s lock scripts, or why `key` is invalid. */
-    const keysOf = (key: string): scripts.LockKeys | InvalidArgument => {
-      let keys = keysCache.get(key)
-      if (keys !== undefined) return keys
+    const keysCache = new Map<string, LockKeyEntry>()
+    /**
+     * What the lock scripts need of `key`, built once per key rather than for
+     * every command, or why `key` is invalid; a key found here was valid.
+     */
+    const keysOf = (key: string): LockKeyEntry | InvalidArgument => {
+      let entry = keysCache.get(key)
+      if (entry !== undefined) return entry
       const invalid = checkKey(key)
       if (invalid !== undefined) return invalid
-      keys = scripts.lockKeys(namespaced(namespace, key))
+      const keys = scripts.lockKeys(namespaced(namespace, key))
+      entry = { keys, keysWire: bulk(scripts.lockAcquire.numberOfKeys) + keys.map(bulk).join(""), keyWire: bulk(key) }
       if (keysCache.size >= maxCachedKeys) keysCache.delete(keysCache.keys().next().value!)
-      keysCache.set(key, keys)
-      return keys
+      keysCache.set(key, entry)
+      return entry
     }
+    const channelWire = bulk(channel)
 
     const full = (key: string) => Effect.map(validateKey(key), (k) => namespaced(namespace, k))
     const str = (value: unknown, argument: string) =>
@@ -720,7 +759,7 @@ export const make = (
           const k = yield* full(key)
           const e = yield* str(expected, "expected")
           const args = ["", scripts.lockCompareAndDelete.numberOfKeys, k, e]
-          return yield* call("compareAndDelete", (reload) => sendCompareAndDelete(args, reload), isOne)
+          return yield* call("compareAndDelete", (reload) => sendCompareAndDelete(args, undefined, reload), isOne)
         }),
       compareAndExpire: (key, expected, ttl) =>
         Effect.gen(function*() {
@@ -728,7 +767,7 @@ export const make = (
           const e = yield* str(expected, "expected")
           const millis = Duration.toMillis(yield* validateTtl(ttl))
           const args = ["", scripts.lockCompareAndExpire.numberOfKeys, k, e, String(millis)]
-          return yield* call("compareAndExpire", (reload) => sendCompareAndExpire(args, reload), isOne)
+          return yield* call("compareAndExpire", (reload) => sendCompareAndExpire(args, undefined, reload), isOne)
         }),
       pttl: (key) =>
         Effect.flatMap(
@@ -738,8 +777,8 @@ export const make = (
       // The hot path of every lock cycle: synchronous checks (pure, so done when
       // the Effect is built), then one command, whose reply is read in its callback.
       acquire: (key, token, ttl, queue) => {
-        const keys = keysOf(key)
-        if (keys instanceof InvalidArgument) return Effect.fail(keys)
+        const entry = keysOf(key)
+        if (entry instanceof InvalidArgument) return Effect.fail(entry)
         const invalid = checkToken(token)
         if (invalid !== undefined) return Effect.fail(invalid)
         const millis = checkTtlMillis(ttl)
@@ -750,6 +789,9 @@ export const make = (
           if (placeMillis instanceof InvalidArgument) return Effect.fail(placeMillis)
           place = placeMillis
         }
+        const keys = entry.keys
+        const ttlArg = String(millis)
+        const placeArg = String(place)
         const args = [
           "",
           scripts.lockAcquire.numberOfKeys,
@@ -759,19 +801,22 @@ export const make = (
           keys[3],
           keys[4],
           token,
-          String(millis),
-          String(place),
+          ttlArg,
+          placeArg,
           channel
         ]
-        return call("acquire", (reload) => sendAcquire(args, reload), toAcquireResult)
+        const tail = entry.keysWire + bulk(token) + bulk(ttlArg) + bulk(placeArg) + channelWire
+        return call("acquire", (reload) => sendAcquire(args, tail, reload), toAcquireResult)
       },
       release: (key, token) => {
-        const keys = keysOf(key)
-        if (keys instanceof InvalidArgument) return Effect.fail(keys)
+        const entry = keysOf(key)
+        if (entry instanceof InvalidArgument) return Effect.fail(entry)
         const invalid = checkToken(token)
         if (invalid !== undefined) return Effect.fail(invalid)
+        const keys = entry.keys
         const args = ["", scripts.lockRelease.numberOfKeys, keys[0], keys[1], keys[2], keys[3], keys[4], token, key]
-        return call("release", (reload) => sendRelease(args, reload), isOne)
+        const tail = entry.keysWire + bulk(token) + entry.keyWire
+        return call("release", (reload) => sendRelease(args, tail, reload), isOne)
       },
       fence: (key) =>
         Effect.gen(function*() {
