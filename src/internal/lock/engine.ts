@@ -392,24 +392,25 @@ const contend = (
  */
 const takeLock = (a: Acquisition): Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument> => {
   const { key } = a.settings
-  const turn = localQueue.tryEnter(a.store, key)
-  let taking: Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument>
-  if (turn !== undefined) {
-    a.turn = turn
-    taking = contend(a, undefined)
-  } else if (a.deadline <= a.startedAt) {
+  const oneTry = a.deadline <= a.startedAt
+  const turn = oneTry ? localQueue.tryEnter(a.store, key) : localQueue.join(a.store, key)
+  if (turn === undefined) {
     // Held by another fiber of this process: a failed try like any other.
     metrics.recordContention(a.store.backend)
     return Effect.fail(notAcquired(key))
+  }
+  a.turn = turn
+  let taking: Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument>
+  if (turn.given) {
+    taking = contend(a, undefined)
   } else {
     const backoff = makeBackoff(key, a.settings.retry)
     const localBackoff = a.settings.retry === defaultRetry ? undefined : backoff
-    taking = Effect.flatMap(localQueue.enter(a.store, a.clock, key, a.deadline, localBackoff), (entered) => {
-      if (Option.isNone(entered)) {
+    taking = Effect.flatMap(localQueue.waitForTurn(a.store, a.clock, turn, a.deadline, localBackoff), (got) => {
+      if (!got) {
         metrics.recordContention(a.store.backend)
         return Effect.fail(notAcquired(key))
       }
-      a.turn = entered.value
       return contend(a, backoff)
     })
   }

@@ -1,6 +1,6 @@
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
+import type * as Option from "effect/Option"
 import type { LockKv } from "../../LockKv.js"
 import * as time from "./time.js"
 import * as timers from "./timers.js"
@@ -12,19 +12,43 @@ import * as timers from "./timers.js"
  * releases the lock, loses it or gives up.
  */
 export interface Turn {
-  /** Hands the turn to the next waiting fiber. Idempotent. */
+  /** Set (synchronously) once the turn is this fiber's. */
+  readonly given: boolean
+  /**
+   * Done with the line: hands the turn to the next waiting fiber, or leaves
+   * the line when the turn never came (handing it on if it came meanwhile).
+   * Idempotent.
+   */
   readonly pass: () => void
 }
 
-interface Waiter {
-  /** Set (synchronously) when the turn is handed to this waiter. */
-  given: boolean
-  /** Resumes the waiting fiber, while it waits. */
-  resume: (() => void) | undefined
+interface Line {
+  readonly waiters: Array<Place>
 }
 
-interface Line {
-  readonly waiters: Array<Waiter>
+/** A fiber's place in a line: waiting, then holding the turn. */
+class Place implements Turn {
+  given = false
+  passed = false
+  /** Resumes the waiting fiber, while it waits. */
+  resume: (() => void) | undefined = undefined
+  cancelAlarm: (() => void) | undefined = undefined
+  constructor(readonly lines: Map<string, Line>, readonly key: string) {}
+  readonly pass = (): void => {
+    if (this.passed) return
+    this.passed = true
+    this.stopWaiting()
+    if (this.given) return handOn(this.lines, this.key)
+    const line = this.lines.get(this.key)
+    const index = line === undefined ? -1 : line.waiters.indexOf(this)
+    if (index !== -1) line!.waiters.splice(index, 1)
+  }
+  stopWaiting(): void {
+    this.resume = undefined
+    const cancel = this.cancelAlarm
+    this.cancelAlarm = undefined
+    cancel?.()
+  }
 }
 
 /** Per store, so two stores (two Redis servers or namespaces) never share a line. */
@@ -39,104 +63,91 @@ const linesOf = (store: LockKv.Service): Map<string, Line> => {
   return lines
 }
 
-const makeTurn = (lines: Map<string, Line>, key: string): Turn => {
-  let passed = false
-  return {
-    pass: () => {
-      if (passed) return
-      passed = true
-      handOn(lines, key)
-    }
-  }
-}
-
 const handOn = (lines: Map<string, Line>, key: string): void => {
   const line = lines.get(key)
   if (line === undefined) return
   const next = line.waiters.shift()
   if (next === undefined) {
     lines.delete(key)
-  } else {
-    next.given = true
-    const resume = next.resume
-    next.resume = undefined
-    resume?.()
+    return
   }
+  next.given = true
+  const resume = next.resume
+  next.stopWaiting()
+  resume?.()
+}
+
+const given = (lines: Map<string, Line>, key: string): Place => {
+  lines.set(key, { waiters: [] })
+  const place = new Place(lines, key)
+  place.given = true
+  return place
 }
 
 /** The turn at once when no other fiber of this process holds or awaits `key`, else `undefined` (synchronous). */
 export const tryEnter = (store: LockKv.Service, key: string): Turn | undefined => {
   const lines = linesOf(store)
-  if (lines.has(key)) return undefined
-  lines.set(key, { waiters: [] })
-  return makeTurn(lines, key)
+  return lines.has(key) ? undefined : given(lines, key)
 }
 
-/** Suspends until the turn reaches `waiter` or the store's Clock reaches `wakeAt` (a plain callback, no fiber). */
-const sleepUntilTurn = (store: LockKv.Service, waiter: Waiter, wakeAt: number): Effect.Effect<void> =>
+/**
+ * A place in the line for `key` (synchronous): the turn at once when nobody
+ * else holds or awaits it, else the last place, to wait in with `waitForTurn`.
+ * Whatever happens next, the caller ends with `pass`.
+ */
+export const join = (store: LockKv.Service, key: string): Turn => {
+  const lines = linesOf(store)
+  const line = lines.get(key)
+  if (line === undefined) return given(lines, key)
+  const place = new Place(lines, key)
+  line.waiters.push(place)
+  return place
+}
+
+/** Suspends until the turn reaches `place` or the store's Clock reaches `wakeAt` (a plain callback, no fiber). */
+const sleepUntilTurn = (store: LockKv.Service, place: Place, wakeAt: number): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
-    if (waiter.given) return resume(Effect.void)
-    const cancelAlarm = timers.setAlarm(store, wakeAt, () => {
-      waiter.resume = undefined
+    if (place.given) return resume(Effect.void)
+    place.cancelAlarm = timers.setAlarm(store, wakeAt, () => {
+      place.cancelAlarm = undefined
+      place.resume = undefined
       resume(Effect.void)
     })
-    waiter.resume = () => {
-      cancelAlarm()
-      resume(Effect.void)
-    }
-    return Effect.sync(() => {
-      cancelAlarm()
-      waiter.resume = undefined
-    })
+    place.resume = () => resume(Effect.void)
+    // No canceler: an interrupted waiter still ends with `pass`, which stops the wait.
   })
 
+const yes = Effect.succeed(true)
+const no = Effect.succeed(false)
+
 /**
- * Waits for this fiber's turn on `key` until `deadline` (millis of `clock`).
- * With a `backoff` it also wakes at the delays it gives (each wake without the
- * turn is a failed try, and the backoff may give up); without one (the default
- * retry, which never gives up by itself) it wakes only for its turn or at the
- * deadline, so a line of waiters sets no alarm per turn. `None` when it gave
- * up. Interruption leaves the line intact.
+ * Waits until the turn reaches `turn` (from `join`): `true`, or `false` once
+ * `deadline` (millis of `clock`) has passed. With a `backoff` it also wakes at
+ * the delays it gives (each wake without the turn is a failed try, and the
+ * backoff may give up: `false`); without one (the default retry, which never
+ * gives up by itself) it wakes only for its turn or at the deadline, so a line
+ * of waiters sets no alarm per turn.
  */
-export const enter = (
+export const waitForTurn = (
   store: LockKv.Service,
   clock: Clock.Clock,
-  key: string,
+  turn: Turn,
   deadline: number,
   backoff: ((now: number) => Effect.Effect<Option.Option<number>>) | undefined
-): Effect.Effect<Option.Option<Turn>> =>
-  Effect.suspend(() => {
-    const lines = linesOf(store)
-    const line = lines.get(key)
-    if (line === undefined) {
-      lines.set(key, { waiters: [] })
-      return Effect.succeed(Option.some(makeTurn(lines, key)))
-    }
-    const waiter: Waiter = { given: false, resume: undefined }
-    line.waiters.push(waiter)
-    const waitForTurn = (): Effect.Effect<boolean> => {
-      if (waiter.given) return Effect.succeed(true)
-      const now = time.monotonicMillis(clock)
-      if (now >= deadline) return Effect.succeed(false)
-      if (backoff === undefined) return Effect.flatMap(sleepUntilTurn(store, waiter, deadline), waitForTurn)
-      return Effect.flatMap(backoff(now), (delay) =>
-        Option.isNone(delay)
-          ? Effect.succeed(false)
-          : Effect.flatMap(
-            sleepUntilTurn(store, waiter, now + Math.max(0, Math.ceil(Math.min(delay.value, deadline - now)))),
-            waitForTurn
-          ))
-    }
-    return Effect.zipRight(timers.ensureStarted(store), Effect.suspend(waitForTurn)).pipe(
-      Effect.onExit((exit) =>
-        Effect.sync(() => {
-          if (exit._tag === "Success" && exit.value) return
-          const index = line.waiters.indexOf(waiter)
-          if (index !== -1) line.waiters.splice(index, 1)
-          // The turn reached us as we gave up: hand it on, or the line stalls.
-          if (waiter.given) handOn(lines, key)
-        })
-      ),
-      Effect.map((got) => got ? Option.some(makeTurn(lines, key)) : Option.none<Turn>())
-    )
-  })
+): Effect.Effect<boolean> => {
+  const place = turn as Place
+  const wait = (): Effect.Effect<boolean> => {
+    if (place.given) return yes
+    const now = time.monotonicMillis(clock)
+    if (now >= deadline) return no
+    if (backoff === undefined) return Effect.flatMap(sleepUntilTurn(store, place, deadline), wait)
+    return Effect.flatMap(backoff(now), (delay) =>
+      delay._tag === "None"
+        ? no
+        : Effect.flatMap(
+          sleepUntilTurn(store, place, now + Math.max(0, Math.ceil(Math.min(delay.value, deadline - now)))),
+          wait
+        ))
+  }
+  return timers.whenStarted(store, Effect.suspend(wait))
+}

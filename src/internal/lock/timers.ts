@@ -78,6 +78,10 @@ export const ensureStarted = (store: LockKv.Service): Effect.Effect<void> => {
   })
 }
 
+/** `effect` once the store's timer runs (`ensureStarted`): as is when it already does. */
+export const whenStarted = <A, E, R>(store: LockKv.Service, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  timers.has(store) ? effect : Effect.zipRight(ensureStarted(store), effect)
+
 /**
  * Calls `ring` from the timer fiber once the store's Clock reaches `at` (monotonic
  * millis), unless cancelled with the returned function. The timer must have
