@@ -155,7 +155,8 @@ type Attempt =
  */
 export const queuePlace = Duration.seconds(2)
 /** A queued waiter tries (and so keeps its place) at least this often. */
-const queueRefreshMillis = Duration.toMillis(queuePlace) / 3
+const queuePlaceMillis = Duration.toMillis(queuePlace)
+const queueRefreshMillis = queuePlaceMillis / 3
 
 /**
  * The caller's retry schedule, stepped by hand: each call is one failed try and
@@ -212,6 +213,8 @@ interface Acquisition {
   released: boolean
   /** Clock millis at which the last try was sent. */
   lastTrySentAt: number
+  /** Stops the current wait for a wake or an alarm (set while waiting in the store). */
+  stopWaking: (() => void) | undefined
 }
 
 /** Checks the arguments and reads the store, clock and tracer of the caller's fiber: all synchronous. */
@@ -239,7 +242,8 @@ const prepare = (
     fence: 0,
     heldSince: 0,
     released: false,
-    lastTrySentAt: startedAt
+    lastTrySentAt: startedAt,
+    stopWaking: undefined
   }
 }
 
@@ -270,46 +274,45 @@ const tryLoop = (
   backoff: (now: number) => Effect.Effect<Option.Option<number>>,
   watcher: ReleaseWatcher,
   held: Option.Option<Duration.Duration>
-): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> =>
-  Effect.gen(function*() {
-    const { deadline } = a
-    const { key } = a.settings
-    yield* timers.ensureStarted(a.store)
-    let remaining = held
-    while (true) {
-      const now = time.monotonicMillis(a.clock)
-      if (now >= deadline) return yield* notAcquired(key)
-      const next = yield* backoff(now)
-      if (Option.isNone(next)) return yield* notAcquired(key)
-      const scheduled = next.value
+): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> => {
+  const { deadline } = a
+  let remaining = held
+  const next = (): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> => {
+    const now = time.monotonicMillis(a.clock)
+    if (now >= deadline) return Effect.fail(notAcquired(a.settings.key))
+    return Effect.flatMap(backoff(now), (scheduled) => {
+      if (Option.isNone(scheduled)) return Effect.fail(notAcquired(a.settings.key))
       // Never sleep past the holder's TTL (+1 ms so the key is surely gone) or past the deadline.
-      const ttlEnd = Option.match(remaining, { onNone: () => Infinity, onSome: (d) => Duration.toMillis(d) + 1 })
-      const delay = Math.max(0, Math.ceil(Math.min(scheduled, ttlEnd, queueRefreshMillis, deadline - now)))
-      const wake = yield* wakeOrAlarm(a.store, watcher, now + delay)
-      if (wake?._tag === "Granted") {
-        // The releaser handed the lock over: no try needed. It lives at least
-        // until our place would have ended, counted from our last try's send.
-        a.outcome = "held"
-        return { fence: wake.fence, sentAt: a.lastTrySentAt, grantedForMillis: Duration.toMillis(queuePlace) }
-      }
-      const attempt = yield* Effect.suspend(() => tryOnce(a, queuePlace))
-      if (attempt._tag === "Acquired") return attempt.acquired
-      remaining = attempt.remaining
-    }
-  })
+      const ttlEnd = Option.isSome(remaining) ? Duration.toMillis(remaining.value) + 1 : Infinity
+      const delay = Math.max(0, Math.ceil(Math.min(scheduled.value, ttlEnd, queueRefreshMillis, deadline - now)))
+      return Effect.flatMap(wakeOrAlarm(a, watcher, now + delay), (wake) => {
+        if (wake?._tag === "Granted") {
+          // The releaser handed the lock over: no try needed. It lives at least
+          // until our place would have ended, counted from our last try's send.
+          a.outcome = "held"
+          return Effect.succeed({ fence: wake.fence, sentAt: a.lastTrySentAt, grantedForMillis: queuePlaceMillis })
+        }
+        return Effect.flatMap(tryOnce(a, queuePlace), (attempt) => {
+          if (attempt._tag === "Acquired") return Effect.succeed(attempt.acquired)
+          remaining = attempt.remaining
+          return next()
+        })
+      })
+    })
+  }
+  return timers.whenStarted(a.store, Effect.suspend(next))
+}
 
 /**
  * Waits for the next wake of `watcher` (a release, a hand-off), or until the
- * store's Clock reaches `wakeAt` (then `undefined`): one callback each, no fiber.
+ * store's Clock reaches `wakeAt` (then `undefined`): one callback each, no
+ * fiber. No canceler either: an interrupted wait is stopped by `a.stopWaking`,
+ * which the caller runs when it stops trying.
  */
-const wakeOrAlarm = (
-  store: LockKvNs.Service,
-  watcher: ReleaseWatcher,
-  wakeAt: number
-): Effect.Effect<Wake | undefined> =>
+const wakeOrAlarm = (a: Acquisition, watcher: ReleaseWatcher, wakeAt: number): Effect.Effect<Wake | undefined> =>
   Effect.async<Wake | undefined>((resume) => {
     let cancelWatch = () => {}
-    const cancelAlarm = timers.setAlarm(store, wakeAt, () => {
+    const cancelAlarm = timers.setAlarm(a.store, wakeAt, () => {
       cancelWatch()
       resume(Effect.succeed(undefined))
     })
@@ -317,10 +320,10 @@ const wakeOrAlarm = (
       cancelAlarm()
       resume(Effect.succeed(wake))
     })
-    return Effect.sync(() => {
+    a.stopWaking = () => {
       cancelAlarm()
       cancelWatch()
-    })
+    }
   })
 
 /** Starts the lease of a lock just acquired (renewal, validity deadline). */
@@ -378,7 +381,10 @@ const contend = (
       Effect.flatMap(
         Effect.ensuring(
           tryLoop(a, backoff ?? makeBackoff(a.settings.key, a.settings.retry), watcher, first.remaining),
-          Effect.sync(watcher.close)
+          Effect.sync(() => {
+            a.stopWaking?.()
+            watcher.close()
+          })
         ),
         (acquired) => establish(a, acquired)
       ))

@@ -1,19 +1,22 @@
+import type * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
+import * as Scope from "effect/Scope"
 import type { LockKv } from "../../LockKv.js"
 import * as time from "./time.js"
 
 /**
- * One timer fiber per store, for every wake-up of its locks: waiters' retry
- * delays and the end of a holder's TTL, and the lease manager's next renewal
- * or deadline. A waiter races its alarm against a callback (a release, a
+ * One timer per store, for every wake-up of its locks: waiters' retry delays
+ * and the end of a holder's TTL, and the lease manager's next renewal or
+ * deadline. A waiter races its alarm against a callback (a release, a
  * hand-off) inside one `Effect.async`, instead of racing a sleeping fiber per
  * wait: a hand-off then costs one resume, not two forked fibers and an
  * interruption. Alarms are read on the store's Clock as the fiber that started
- * the timer saw it, so `TestClock` drives them.
+ * the timer saw it: with the live Clock the timer is one Node timeout, with
+ * any other (`TestClock`) a fiber sleeping on that Clock, so it drives them.
  */
 interface Alarm {
   readonly at: number
@@ -22,13 +25,22 @@ interface Alarm {
 
 interface Timer {
   readonly alarms: Set<Alarm>
-  /** Completing it makes the timer look at its alarms again. */
+  /** Completing it makes the timer fiber look at its alarms again (fiber timers only). */
   wake: Deferred.Deferred<void> | undefined
   /** Clock millis it sleeps until (-Infinity while it looks at its alarms). */
   sleepingUntil: number
+  /**
+   * With the live Clock no fiber is needed: one Node timeout, moved earlier
+   * when an earlier alarm comes. Only `TestClock` (or a custom Clock) needs
+   * the fiber, whose re-arming races two forked fibers.
+   */
+  readonly live: { readonly clock: Clock.Clock; timeout: ReturnType<typeof setTimeout> | undefined } | undefined
 }
 
 const timers = new WeakMap<LockKv.Service, Timer>()
+
+/** The Clock of Effect's default services: real time, read and slept on here directly. */
+const liveClock: Clock.Clock = Effect.runSync(Effect.clock)
 
 const wakeUp = (timer: Timer) => {
   const wake = timer.wake
@@ -36,6 +48,39 @@ const wakeUp = (timer: Timer) => {
     timer.wake = undefined
     Deferred.unsafeDone(wake, Exit.void)
   }
+}
+
+/** Rings the alarms due; gives the time of the earliest one left (Infinity: none). */
+const ringDue = (timer: Timer, now: number): number => {
+  let next = Infinity
+  for (const alarm of timer.alarms) {
+    if (alarm.at <= now) {
+      timer.alarms.delete(alarm)
+      alarm.ring()
+    } else if (alarm.at < next) {
+      next = alarm.at
+    }
+  }
+  return next
+}
+
+/**
+ * Sets the Node timeout to ring at `at`, replacing a later one. Alarms ring
+ * only from the timeout, never inside `setAlarm`: a waiter sets its alarm
+ * before it listens for wakes, and must not be rung in between.
+ */
+const armLive = (timer: Timer, live: NonNullable<Timer["live"]>, at: number): void => {
+  if (live.timeout !== undefined) clearTimeout(live.timeout)
+  timer.sleepingUntil = at
+  // Capped at an hour: a JavaScript timer cannot sleep past 2^31 − 1 ms.
+  const delay = Math.min(Math.max(0, at - time.monotonicMillis(live.clock)), 3_600_000)
+  live.timeout = setTimeout(() => {
+    live.timeout = undefined
+    // Alarms set while ringing arm their own timeout.
+    timer.sleepingUntil = Infinity
+    const next = ringDue(timer, time.monotonicMillis(live.clock))
+    if (next < timer.sleepingUntil) armLive(timer, live, next)
+  }, delay)
 }
 
 /** Sleeps until the earliest alarm, rings the alarms due, and so on; ends with the store. */
@@ -46,15 +91,7 @@ const run = (timer: Timer): Effect.Effect<never> =>
         const wake = Deferred.unsafeMake<void>(FiberId.none)
         timer.wake = wake
         const now = time.monotonicMillis(clock)
-        let next = Infinity
-        for (const alarm of timer.alarms) {
-          if (alarm.at <= now) {
-            timer.alarms.delete(alarm)
-            alarm.ring()
-          } else if (alarm.at < next) {
-            next = alarm.at
-          }
-        }
+        const next = ringDue(timer, now)
         timer.sleepingUntil = next
         if (next === Infinity) return Deferred.await(wake)
         // Capped at an hour: a JavaScript timer cannot sleep past 2^31 − 1 ms.
@@ -64,15 +101,23 @@ const run = (timer: Timer): Effect.Effect<never> =>
   )
 
 /**
- * Starts the store's timer fiber (in the store's lifetime, with the caller's
- * Clock) unless it runs already; `Effect.void` then, so it is cheap to call
- * before every wait.
+ * Starts the store's timer (in the store's lifetime, with the caller's Clock)
+ * unless it runs already; `Effect.void` then, so it is cheap to call before
+ * every wait.
  */
 export const ensureStarted = (store: LockKv.Service): Effect.Effect<void> => {
   if (timers.has(store)) return Effect.void
-  return Effect.suspend(() => {
+  return Effect.clockWith((clock) => {
     if (timers.has(store)) return Effect.void
-    const timer: Timer = { alarms: new Set(), wake: undefined, sleepingUntil: -Infinity }
+    if (clock === liveClock) {
+      const live: NonNullable<Timer["live"]> = { clock, timeout: undefined }
+      timers.set(store, { alarms: new Set(), wake: undefined, sleepingUntil: Infinity, live })
+      return Scope.addFinalizer(store.lifetime, Effect.sync(() => {
+        if (live.timeout !== undefined) clearTimeout(live.timeout)
+        live.timeout = undefined
+      }))
+    }
+    const timer: Timer = { alarms: new Set(), wake: undefined, sleepingUntil: -Infinity, live: undefined }
     timers.set(store, timer)
     return Effect.asVoid(Effect.forkIn(run(timer), store.lifetime))
   })
@@ -91,7 +136,10 @@ export const setAlarm = (store: LockKv.Service, at: number, ring: () => void): (
   const timer = timers.get(store)!
   const alarm: Alarm = { at, ring }
   timer.alarms.add(alarm)
-  if (at < timer.sleepingUntil) wakeUp(timer)
+  if (at < timer.sleepingUntil) {
+    if (timer.live !== undefined) armLive(timer, timer.live, at)
+    else wakeUp(timer)
+  }
   return () => {
     timer.alarms.delete(alarm)
   }
