@@ -722,6 +722,7 @@ export const make = (
       const invalid = checkKey(key)
       if (invalid !== undefined) return invalid
       const keys = scripts.lockKeys(namespaced(namespace, key))
+      // Both lock scripts take these five KEYS, so "5" starts the wire form of either.
       entry = { keys, keysWire: bulk(scripts.lockAcquire.numberOfKeys) + keys.map(bulk).join(""), keyWire: bulk(key) }
       if (keysCache.size >= maxCachedKeys) keysCache.delete(keysCache.keys().next().value!)
       keysCache.set(key, entry)
