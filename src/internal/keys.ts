@@ -14,12 +14,17 @@ const companionSeparator = "\u0000"
 /** With the `u` flag a surrogate pair is one code point: this matches only unpaired halves. */
 const loneSurrogate = /[\uD800-\uDFFF]/u
 
+/** The last string `checkKey` accepted (keys and tokens pass the same checks). */
+let lastValid: string | undefined
+
 /**
  * Rejects keys that cannot name a lock: empty, too long, not a string, holding a
  * NUL character, or not well-formed Unicode. Synchronous (the error, or
  * `undefined` when valid) for the lock's hot path; `validateKey` wraps it.
  */
 export const checkKey = (key: unknown, argument = "key"): InvalidArgument | undefined => {
+  // A lock cycle checks its key several times (the engine, then the store).
+  if (key === lastValid) return undefined
   if (typeof key !== "string") return new InvalidArgument({ argument, message: `${argument} must be a string` })
   if (key.length === 0) return new InvalidArgument({ argument, message: `${argument} must not be empty` })
   if (key.length > maxKeyLength) {
@@ -32,6 +37,7 @@ export const checkKey = (key: unknown, argument = "key"): InvalidArgument | unde
   if (loneSurrogate.test(key)) {
     return new InvalidArgument({ argument, message: `${argument} must be well-formed Unicode (it has a lone surrogate)` })
   }
+  lastValid = key
   return undefined
 }
 

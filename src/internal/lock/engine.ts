@@ -84,26 +84,37 @@ const checkWait = (wait: unknown): Duration.Duration | InvalidArgument => {
   }
 }
 
+/** The settings of calls without options, per key (immutable, so shared; at most 1024 keys, oldest dropped). */
+const defaultsByKey = new Map<string, Settings>()
+
+const defaultSettings = (key: string): Settings | InvalidArgument => {
+  const cached = defaultsByKey.get(key)
+  if (cached !== undefined) return cached
+  const keyError = checkKey(key)
+  if (keyError !== undefined) return keyError
+  const settings: Settings = {
+    key,
+    ttl: defaults.ttl,
+    ttlMillis: defaults.ttlMillis,
+    waitMillis: defaults.waitMillis,
+    retry: defaults.retry,
+    autoExtend: defaults.autoExtend
+  }
+  if (defaultsByKey.size >= 1024) defaultsByKey.delete(defaultsByKey.keys().next().value!)
+  defaultsByKey.set(key, settings)
+  return settings
+}
+
 /**
  * Checks the caller's key and options, synchronously: this runs on every lock
  * cycle, and the common call (no options) allocates nothing but the result.
  */
 const checkSettings = (key: string, options: Options | undefined): Settings | InvalidArgument => {
-  const retry = options?.retry ?? defaultRetry
+  if (options === undefined) return defaultSettings(key)
+  const retry = options.retry ?? defaultRetry
   if (!Schedule.isSchedule(retry)) return new InvalidArgument({ argument: "retry", message: "retry must be a Schedule" })
   const keyError = checkKey(key)
   if (keyError !== undefined) return keyError
-  // Spelled out: an object spread of `defaults` costs more than a microsecond here.
-  if (options === undefined) {
-    return {
-      key,
-      ttl: defaults.ttl,
-      ttlMillis: defaults.ttlMillis,
-      waitMillis: defaults.waitMillis,
-      retry: defaults.retry,
-      autoExtend: defaults.autoExtend
-    }
-  }
   const ttl = options.ttl === undefined ? defaultTtl : checkTtl(options.ttl)
   if (ttl instanceof InvalidArgument) return ttl
   const wait = checkWait(options.wait)
@@ -248,8 +259,8 @@ const prepare = (
 }
 
 /** Sends one try in the store; with `queue`, a refused try keeps (or takes) a place in the key's queue. */
-const sendTry = (a: Acquisition, queue: Duration.Duration | undefined) => {
-  a.lastTrySentAt = time.monotonicMillis(a.clock)
+const sendTry = (a: Acquisition, queue: Duration.Duration | undefined, now = time.monotonicMillis(a.clock)) => {
+  a.lastTrySentAt = now
   if (a.outcome === "none") a.outcome = "maybe"
   return a.store.acquire(a.settings.key, a.token, a.settings.ttl, queue)
 }
@@ -368,12 +379,13 @@ const establish = (a: Acquisition, acquired: Acquired): Effect.Effect<void, Lock
  */
 const contend = (
   a: Acquisition,
-  backoff: ((now: number) => Effect.Effect<Option.Option<number>>) | undefined
+  backoff: ((now: number) => Effect.Effect<Option.Option<number>>) | undefined,
+  now: number
 ): Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument> => {
-  const waits = a.deadline > time.monotonicMillis(a.clock)
+  const waits = a.deadline > now
   const queue = waits ? queuePlace : undefined
   const mark = waits ? a.store.notificationMark() : 0
-  return Effect.flatMap(sendTry(a, queue), (result) => {
+  return Effect.flatMap(sendTry(a, queue, now), (result) => {
     const first = readTry(a, queue, result)
     if (first._tag === "Acquired") return establish(a, first.acquired)
     if (!waits) return Effect.fail(notAcquired(a.settings.key))
@@ -408,16 +420,17 @@ const takeLock = (a: Acquisition): Effect.Effect<void, LockNotAcquired | LockKvE
   a.turn = turn
   let taking: Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument>
   if (turn.given) {
-    taking = contend(a, undefined)
+    // Still the instant `prepare` read the clock: nothing has run since.
+    taking = contend(a, undefined, a.startedAt)
   } else {
-    const backoff = makeBackoff(key, a.settings.retry)
-    const localBackoff = a.settings.retry === defaultRetry ? undefined : backoff
+    // The default retry is not stepped while waiting in process: `contend` makes its own.
+    const localBackoff = a.settings.retry === defaultRetry ? undefined : makeBackoff(key, a.settings.retry)
     taking = Effect.flatMap(localQueue.waitForTurn(a.store, a.clock, turn, a.deadline, localBackoff), (got) => {
       if (!got) {
         metrics.recordContention(a.store.backend)
         return Effect.fail(notAcquired(key))
       }
-      return contend(a, backoff)
+      return contend(a, localBackoff, time.monotonicMillis(a.clock))
     })
   }
   return spanIf(a.traced, taking, "effect-lock.acquire", { "lock.key": key, "lock.backend": a.store.backend })

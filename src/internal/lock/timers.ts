@@ -39,9 +39,6 @@ interface Timer {
 
 const timers = new WeakMap<LockKv.Service, Timer>()
 
-/** The Clock of Effect's default services: real time, read and slept on here directly. */
-const liveClock: Clock.Clock = Effect.runSync(Effect.clock)
-
 const wakeUp = (timer: Timer) => {
   const wake = timer.wake
   if (wake !== undefined) {
@@ -109,7 +106,7 @@ export const ensureStarted = (store: LockKv.Service): Effect.Effect<void> => {
   if (timers.has(store)) return Effect.void
   return Effect.clockWith((clock) => {
     if (timers.has(store)) return Effect.void
-    if (clock === liveClock) {
+    if (clock === time.liveClock) {
       const live: NonNullable<Timer["live"]> = { clock, timeout: undefined }
       timers.set(store, { alarms: new Set(), wake: undefined, sleepingUntil: Infinity, live })
       return Scope.addFinalizer(store.lifetime, Effect.sync(() => {
