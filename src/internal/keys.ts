@@ -14,8 +14,12 @@ const companionSeparator = "\u0000"
 /** With the `u` flag a surrogate pair is one code point: this matches only unpaired halves. */
 const loneSurrogate = /[\uD800-\uDFFF]/u
 
-/** The last string `checkKey` accepted (keys and tokens pass the same checks). */
-let lastValid: string | undefined
+/**
+ * The last key and the last token accepted: a lock cycle checks both several
+ * times (the engine, then the store), and one slot would thrash between them.
+ */
+let lastValidKey: string | undefined
+let lastValidToken: string | undefined
 
 /**
  * Rejects keys that cannot name a lock: empty, too long, not a string, holding a
@@ -23,8 +27,7 @@ let lastValid: string | undefined
  * `undefined` when valid) for the lock's hot path; `validateKey` wraps it.
  */
 export const checkKey = (key: unknown, argument = "key"): InvalidArgument | undefined => {
-  // A lock cycle checks its key several times (the engine, then the store).
-  if (key === lastValid) return undefined
+  if (key === lastValidKey) return undefined
   if (typeof key !== "string") return new InvalidArgument({ argument, message: `${argument} must be a string` })
   if (key.length === 0) return new InvalidArgument({ argument, message: `${argument} must not be empty` })
   if (key.length > maxKeyLength) {
@@ -37,7 +40,7 @@ export const checkKey = (key: unknown, argument = "key"): InvalidArgument | unde
   if (loneSurrogate.test(key)) {
     return new InvalidArgument({ argument, message: `${argument} must be well-formed Unicode (it has a lone surrogate)` })
   }
-  lastValid = key
+  if (argument === "key") lastValidKey = key
   return undefined
 }
 
@@ -162,11 +165,15 @@ export const validateSetOptions = (
 }
 
 /** Owner tokens travel in release messages beside the key, separated by "|", so a token never contains "|". */
-export const checkToken = (token: unknown): InvalidArgument | undefined =>
-  checkKey(token, "token") ??
+export const checkToken = (token: unknown): InvalidArgument | undefined => {
+  if (token === lastValidToken) return undefined
+  const error = checkKey(token, "token") ??
     ((token as string).includes("|")
       ? new InvalidArgument({ argument: "token", message: "token must not contain \"|\"" })
       : undefined)
+  if (error === undefined) lastValidToken = token as string
+  return error
+}
 
 export const validateToken = (token: unknown): Effect.Effect<string, InvalidArgument> => {
   const error = checkToken(token)

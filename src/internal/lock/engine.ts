@@ -445,7 +445,7 @@ const releaseOnce = (a: Acquisition): Effect.Effect<boolean, LockKvError | Inval
   if (a.released) return undefined
   a.released = true
   if (a.lease !== undefined) {
-    leases.untrack(a.store, a.lease)
+    leases.untrack(a.lease)
     metrics.recordHoldTime(a.store.backend, time.monotonicMillis(a.clock) - a.heldSince)
   }
   if (a.outcome === "none") return undefined

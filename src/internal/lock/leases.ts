@@ -44,6 +44,8 @@ export interface Lease {
   lostSignal: Deferred.Deferred<LockLost> | undefined
   /** Called once when the lock is declared lost (interrupts the protected effect, hands on the local turn). */
   onLost: Array<() => void>
+  /** The manager watching it, once tracked (saves a lookup on release). */
+  manager: Manager | undefined
 }
 
 /** Time a lock is trusted for after the command that set its TTL was sent: ttl − (1 % of ttl + 30 ms). */
@@ -73,7 +75,8 @@ export const makeLease = (options: {
   done: false,
   lostError: undefined,
   lostSignal: undefined,
-  onLost: []
+  onLost: [],
+  manager: undefined
 })
 
 /** Succeeds with the `LockLost` once `lease` is declared lost. */
@@ -243,6 +246,7 @@ export const track = (store: LockKv.Service, lease: Lease): Effect.Effect<void> 
   if (manager === undefined) return Effect.suspend(() => startOrAdd(store, lease))
   // The common case is synchronous: no effect to run, no fiber to wake.
   manager.leases.add(lease)
+  lease.manager = manager
   if (nextDue(lease) < manager.sleepingUntil) wakeUp(manager)
   return Effect.void
 }
@@ -251,6 +255,7 @@ const startOrAdd = (store: LockKv.Service, lease: Lease): Effect.Effect<void> =>
   const manager = managers.get(store)
   if (manager !== undefined) return track(store, lease)
   const created: Manager = { leases: new Set([lease]), wake: undefined, sleepingUntil: Infinity, releasedDue: Infinity, looks: 0 }
+  lease.manager = created
   managers.set(store, created)
   return Effect.asVoid(Effect.forkIn(runManager(store, created), store.lifetime))
 }
@@ -259,8 +264,8 @@ const startOrAdd = (store: LockKv.Service, lease: Lease): Effect.Effect<void> =>
 export const managerLooks = (store: LockKv.Service): number => managers.get(store)?.looks ?? 0
 
 /** Ends the manager's work on `lease` (released): no renewal, no deadline. */
-export const untrack = (store: LockKv.Service, lease: Lease): void => {
-  const manager = managers.get(store)
+export const untrack = (lease: Lease): void => {
+  const manager = lease.manager
   if (manager !== undefined && manager.leases.delete(lease)) {
     manager.releasedDue = Math.min(manager.releasedDue, nextDue(lease))
   }
