@@ -150,7 +150,8 @@ return { 0, pttl }
  * channel (so one process reads it, not every subscriber of the namespace),
  * with the message `<token>|<fence>|<caller key>` (the key last: it may
  * contain "|", tokens cannot). Nobody else waits in Redis, so with an empty
- * queue nothing is published. Returns 1 when the lock was deleted.
+ * queue nothing is published. Returns 1 when the lock was deleted, plus 2 when
+ * it was handed to a waiter.
  *
  * @internal
  */
@@ -178,6 +179,7 @@ if redis.call("LINDEX", KEYS[3], 0) then
     redis.call("HDEL", KEYS[5], head)
     -- Without a channel (never without a bug) the waiter still finds the lock at its next try.
     if channel then redis.call("PUBLISH", channel, head .. "|" .. fence .. "|" .. ARGV[2]) end
+    return released + 2
   end
 end
 return released

@@ -395,6 +395,24 @@ const succeedTrue = Effect.succeed(true)
 const succeedFalse = Effect.succeed(false)
 /** Scripts answering 1 (done) or 0. */
 const isOne = (reply: unknown): Effect.Effect<boolean> => reply === 1 ? succeedTrue : succeedFalse
+
+/**
+ * Resumes after the I/O the event loop has already received: the server
+ * answered the release and told the waiter it handed the lock to in the same
+ * round, and when that waiter is in this process it should start before the
+ * releaser goes on (say, to queue up for the lock again).
+ */
+const afterPendingIo = <A>(value: A): Effect.Effect<A> =>
+  Effect.async<A>((resume) => {
+    setImmediate(() => resume(Effect.succeed(value)))
+  })
+
+/** The release script's reply: 1 when it deleted the lock, plus 2 when it handed the lock on. */
+const releasedAndHandedOn = (reply: unknown): Effect.Effect<boolean> => {
+  if (reply === 0 || typeof reply !== "number") return succeedFalse
+  if (reply < 2) return succeedTrue
+  return afterPendingIo(reply === 3)
+}
 const asIs = <A>(reply: A): Effect.Effect<A> => Effect.succeed(reply)
 
 /** ioredis turns the reply's bulk strings into strings (as its own commands do). */
@@ -817,7 +835,7 @@ export const make = (
         const keys = entry.keys
         const args = ["", scripts.lockRelease.numberOfKeys, keys[0], keys[1], keys[2], keys[3], keys[4], token, key]
         const tail = entry.keysWire + bulk(token) + entry.keyWire
-        return call("release", (reload) => sendRelease(args, tail, reload), isOne)
+        return call("release", (reload) => sendRelease(args, tail, reload), releasedAndHandedOn)
       },
       fence: (key) =>
         Effect.gen(function*() {
