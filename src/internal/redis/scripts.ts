@@ -66,16 +66,17 @@ local function now_ms()
   local t = redis.call("TIME")
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function live_head(queue, places, channels, now)
-  while true do
-    local head = redis.call("LINDEX", queue, 0)
-    if not head then return false end
+-- head: the queue's first token, as the caller just read it.
+local function live_head(queue, places, channels, now, head)
+  while head do
     local until_ms = redis.call("ZSCORE", places, head)
     if until_ms and tonumber(until_ms) > now then return head, tonumber(until_ms) end
     redis.call("LPOP", queue)
     redis.call("ZREM", places, head)
     redis.call("HDEL", channels, head)
+    head = redis.call("LINDEX", queue, 0)
   end
+  return false
 end
 `
 
@@ -102,7 +103,7 @@ local head = redis.call("LINDEX", KEYS[3], 0)
 local now, head_until
 if head then
   now = now_ms()
-  head, head_until = live_head(KEYS[3], KEYS[4], KEYS[5], now)
+  head, head_until = live_head(KEYS[3], KEYS[4], KEYS[5], now, head)
 end
 if (not head or head == ARGV[1]) and redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then
   if head then
@@ -158,7 +159,6 @@ return { 0, pttl }
 export const release = queueHelpers + `
 local released = 0
 if redis.call("GET", KEYS[1]) == ARGV[1] then
-  redis.call("DEL", KEYS[1])
   released = 1
 else
   if redis.call("ZREM", KEYS[4], ARGV[1]) == 0 then return 0 end
@@ -167,10 +167,13 @@ else
   redis.call("HDEL", KEYS[5], ARGV[1])
   if not was_head or redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
 end
-if redis.call("LINDEX", KEYS[3], 0) then
+local head = redis.call("LINDEX", KEYS[3], 0)
+if head then
   local now = now_ms()
-  local head, head_until = live_head(KEYS[3], KEYS[4], KEYS[5], now)
+  local head_until
+  head, head_until = live_head(KEYS[3], KEYS[4], KEYS[5], now, head)
   if head then
+    -- Replaces our token, if it is ours: deleted and handed on in one write.
     redis.call("SET", KEYS[1], head, "PX", math.max(1, math.floor(head_until - now)))
     local fence = redis.call("INCR", KEYS[2])
     local channel = redis.call("HGET", KEYS[5], head)
@@ -182,6 +185,7 @@ if redis.call("LINDEX", KEYS[3], 0) then
     return released + 2
   end
 end
+if released == 1 then redis.call("DEL", KEYS[1]) end
 return released
 `
 
