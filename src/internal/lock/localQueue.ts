@@ -149,5 +149,6 @@ export const waitForTurn = (
           wait
         ))
   }
-  return timers.whenStarted(store, Effect.suspend(wait))
+  // `wait()` now: this runs as the caller's effect is built, right where it waits.
+  return timers.whenStarted(store, wait())
 }
