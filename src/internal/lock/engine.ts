@@ -226,6 +226,8 @@ interface Acquisition {
   lastTrySentAt: number
   /** Stops the current wait for a wake or an alarm (set while waiting in the store). */
   stopWaking: (() => void) | undefined
+  /** Listens for releases while waiting in the store. */
+  watcher: ReleaseWatcher | undefined
 }
 
 /** Checks the arguments and reads the store, clock and tracer of the caller's fiber: all synchronous. */
@@ -254,7 +256,8 @@ const prepare = (
     heldSince: 0,
     released: false,
     lastTrySentAt: startedAt,
-    stopWaking: undefined
+    stopWaking: undefined,
+    watcher: undefined
   }
 }
 
@@ -389,18 +392,26 @@ const contend = (
     const first = readTry(a, queue, result)
     if (first._tag === "Acquired") return establish(a, first.acquired)
     if (!waits) return Effect.fail(notAcquired(a.settings.key))
-    return Effect.flatMap(a.store.watchReleases(a.settings.key, a.token, mark), (watcher) =>
-      Effect.flatMap(
-        Effect.ensuring(
-          tryLoop(a, backoff ?? makeBackoff(a.settings.key, a.settings.retry), watcher, first.remaining),
-          Effect.sync(() => {
-            a.stopWaking?.()
-            watcher.close()
-          })
-        ),
-        (acquired) => establish(a, acquired)
-      ))
+    return Effect.flatMap(a.store.watchReleases(a.settings.key, a.token, mark), (watcher) => {
+      // Stopped once acquired, or by `finish` whatever happens (no `ensuring`: it costs five steps).
+      a.watcher = watcher
+      return Effect.flatMap(
+        tryLoop(a, backoff ?? makeBackoff(a.settings.key, a.settings.retry), watcher, first.remaining),
+        (acquired) => {
+          stopWatching(a)
+          return establish(a, acquired)
+        }
+      )
+    })
   })
+}
+
+/** Stops listening for wakes and cancels the pending alarm, if any. Idempotent. */
+const stopWatching = (a: Acquisition): void => {
+  const stop = a.stopWaking
+  a.stopWaking = undefined
+  stop?.()
+  a.watcher?.close()
 }
 
 /**
@@ -460,6 +471,7 @@ const releaseOnce = (a: Acquisition): Effect.Effect<boolean, LockKvError | Inval
  * Call it when the release is due: it marks the lock released at once.
  */
 const finish = <X, EX>(a: Acquisition, then: Effect.Effect<X, EX>): Effect.Effect<X, EX> => {
+  if (a.watcher !== undefined) stopWatching(a)
   const release = releaseOnce(a)
   if (release === undefined) {
     a.turn?.pass()
