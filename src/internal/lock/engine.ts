@@ -173,7 +173,15 @@ const queueRefreshMillis = queuePlaceMillis / 3
  * The caller's retry schedule, stepped by hand: each call is one failed try and
  * gives the delay before the next, or `None` once the schedule is done.
  */
-export const makeBackoff = (key: string, schedule: Schedule.Schedule<unknown, LockNotAcquired>) => {
+/**
+ * The delay before the next try, or none once the schedule is done (one call
+ * per failed try). `sync`, when present, gives the same without an Effect.
+ */
+export type Backoff = ((now: number) => Effect.Effect<Option.Option<number>>) & {
+  readonly sync?: ((now: number) => number) | undefined
+}
+
+export const makeBackoff = (key: string, schedule: Schedule.Schedule<unknown, LockNotAcquired>): Backoff => {
   if (schedule === defaultRetry) return defaultBackoff()
   let state: unknown = schedule.initial
   let input: LockNotAcquired | undefined
@@ -191,13 +199,14 @@ export const makeBackoff = (key: string, schedule: Schedule.Schedule<unknown, Lo
  * stepping the Schedule (with the failed try as its input, an error whose
  * construction alone is a few µs) costs more than the rest of a local hand-off.
  */
-const defaultBackoff = () => {
+const defaultBackoff = (): Backoff => {
   let step = 0
-  return (_now: number): Effect.Effect<Option.Option<number>> => {
+  const sync = (_now: number): number => {
     const delay = Math.min(50 * 2 ** step, 1_000) * (0.8 + 0.4 * Math.random())
     step = Math.min(step + 1, 20)
-    return Effect.succeed(Option.some(delay))
+    return delay
   }
+  return Object.assign((now: number) => Effect.succeed(Option.some(sync(now))), { sync })
 }
 
 /**
@@ -285,7 +294,7 @@ const tryOnce = (a: Acquisition, queue: Duration.Duration | undefined): Effect.E
 
 const tryLoop = (
   a: Acquisition,
-  backoff: (now: number) => Effect.Effect<Option.Option<number>>,
+  backoff: Backoff,
   watcher: ReleaseWatcher,
   held: Option.Option<Duration.Duration>
 ): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> => {
@@ -294,27 +303,33 @@ const tryLoop = (
   const next = (): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> => {
     const now = time.monotonicMillis(a.clock)
     if (now >= deadline) return Effect.fail(notAcquired(a.settings.key))
-    return Effect.flatMap(backoff(now), (scheduled) => {
-      if (Option.isNone(scheduled)) return Effect.fail(notAcquired(a.settings.key))
-      // Never sleep past the holder's TTL (+1 ms so the key is surely gone) or past the deadline.
-      const ttlEnd = Option.isSome(remaining) ? Duration.toMillis(remaining.value) + 1 : Infinity
-      const delay = Math.max(0, Math.ceil(Math.min(scheduled.value, ttlEnd, queueRefreshMillis, deadline - now)))
-      return Effect.flatMap(wakeOrAlarm(a, watcher, now + delay), (wake) => {
-        if (wake?._tag === "Granted") {
-          // The releaser handed the lock over: no try needed. It lives at least
-          // until our place would have ended, counted from our last try's send.
-          a.outcome = "held"
-          return Effect.succeed({ fence: wake.fence, sentAt: a.lastTrySentAt, grantedForMillis: queuePlaceMillis })
-        }
-        return Effect.flatMap(tryOnce(a, queuePlace), (attempt) => {
-          if (attempt._tag === "Acquired") return Effect.succeed(attempt.acquired)
-          remaining = attempt.remaining
-          return next()
-        })
+    if (backoff.sync !== undefined) return waitThenTry(now, backoff.sync(now))
+    return Effect.flatMap(backoff(now), (scheduled) =>
+      Option.isNone(scheduled) ? Effect.fail(notAcquired(a.settings.key)) : waitThenTry(now, scheduled.value))
+  }
+  const waitThenTry = (
+    now: number,
+    scheduled: number
+  ): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> => {
+    // Never sleep past the holder's TTL (+1 ms so the key is surely gone) or past the deadline.
+    const ttlEnd = Option.isSome(remaining) ? Duration.toMillis(remaining.value) + 1 : Infinity
+    const delay = Math.max(0, Math.ceil(Math.min(scheduled, ttlEnd, queueRefreshMillis, deadline - now)))
+    return Effect.flatMap(wakeOrAlarm(a, watcher, now + delay), (wake) => {
+      if (wake?._tag === "Granted") {
+        // The releaser handed the lock over: no try needed. It lives at least
+        // until our place would have ended, counted from our last try's send.
+        a.outcome = "held"
+        return Effect.succeed({ fence: wake.fence, sentAt: a.lastTrySentAt, grantedForMillis: queuePlaceMillis })
+      }
+      return Effect.flatMap(tryOnce(a, queuePlace), (attempt) => {
+        if (attempt._tag === "Acquired") return Effect.succeed(attempt.acquired)
+        remaining = attempt.remaining
+        return next()
       })
     })
   }
-  return timers.whenStarted(a.store, Effect.suspend(next))
+  // `next()` now: this runs as the waiter's effect is built, right where it waits.
+  return timers.whenStarted(a.store, next())
 }
 
 /**
@@ -382,7 +397,7 @@ const establish = (a: Acquisition, acquired: Acquired): Effect.Effect<void, Lock
  */
 const contend = (
   a: Acquisition,
-  backoff: ((now: number) => Effect.Effect<Option.Option<number>>) | undefined,
+  backoff: Backoff | undefined,
   now: number
 ): Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument> => {
   const waits = a.deadline > now
