@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import { BoundedMap } from "./boundedMap.js"
 import type { ReleaseWatcher, Wake } from "../LockKv.js"
 
 /**
@@ -62,7 +63,7 @@ export const makeReleaseHub = (): ReleaseHub => {
    * said "held", and the grant may overtake that reply (another connection).
    * Bounded: a grant never claimed is a hint lost, found again at the next try.
    */
-  const unclaimed = new Map<string, { readonly key: string; readonly wake: Wake }>()
+  const unclaimed = new BoundedMap<string, { readonly key: string; readonly wake: Wake }>(maxUnclaimed)
   const watch = (key: string, token: string, mark?: number | undefined) =>
     Effect.sync((): ReleaseWatcher => {
       const latch: Latch = { pending: undefined, listener: undefined }
@@ -123,7 +124,6 @@ export const makeReleaseHub = (): ReleaseHub => {
     const latch = byToken?.get(target)
     if (latch !== undefined) return fire(latch, wake)
     if (wake._tag !== "Granted") return
-    if (unclaimed.size >= maxUnclaimed) unclaimed.delete(unclaimed.keys().next().value!)
     unclaimed.set(target, { key, wake })
   }
   return { watch, mark: () => received, signal, watchedKeys: () => watchers.size }

@@ -19,6 +19,7 @@ import { randomUUID } from "node:crypto"
 import type { Handle, Options } from "../../Lock.js"
 import type { AcquireResult, LockKv as LockKvNs, ReleaseWatcher, Wake } from "../../LockKv.js"
 import { LockKv } from "../../LockKv.js"
+import { BoundedMap } from "../boundedMap.js"
 import { InvalidArgument, type LockKvError } from "../errors.js"
 import { checkKey, checkTtl } from "../keys.js"
 import { LockLost, LockNotAcquired } from "./errors.js"
@@ -85,7 +86,7 @@ const checkWait = (wait: unknown): Duration.Duration | InvalidArgument => {
 }
 
 /** The settings of calls without options, per key (immutable, so shared; at most 1024 keys, oldest dropped). */
-const defaultsByKey = new Map<string, Settings>()
+const defaultsByKey = new BoundedMap<string, Settings>(1024)
 
 const defaultSettings = (key: string): Settings | InvalidArgument => {
   const cached = defaultsByKey.get(key)
@@ -100,7 +101,6 @@ const defaultSettings = (key: string): Settings | InvalidArgument => {
     retry: defaults.retry,
     autoExtend: defaults.autoExtend
   }
-  if (defaultsByKey.size >= 1024) defaultsByKey.delete(defaultsByKey.keys().next().value!)
   defaultsByKey.set(key, settings)
   return settings
 }

@@ -27,6 +27,7 @@ import {
   validateSetOptions,
   validateTtl
 } from "../keys.js"
+import { BoundedMap } from "../boundedMap.js"
 import { makeReleaseHub, released } from "../releaseHub.js"
 import * as scripts from "./scripts.js"
 import type { Script } from "./scripts.js"
@@ -729,7 +730,7 @@ export const make = (
     const sendAcquire = scriptSender(client, scripts.lockAcquire)
     const sendRelease = scriptSender(client, scripts.lockRelease)
 
-    const keysCache = new Map<string, LockKeyEntry>()
+    const keysCache = new BoundedMap<string, LockKeyEntry>(maxCachedKeys)
     /**
      * What the lock scripts need of `key`, built once per key rather than for
      * every command, or why `key` is invalid; a key found here was valid.
@@ -742,7 +743,6 @@ export const make = (
       const keys = scripts.lockKeys(namespaced(namespace, key))
       // Both lock scripts take these five KEYS, so "5" starts the wire form of either.
       entry = { keys, keysWire: bulk(scripts.lockAcquire.numberOfKeys) + keys.map(bulk).join(""), keyWire: bulk(key) }
-      if (keysCache.size >= maxCachedKeys) keysCache.delete(keysCache.keys().next().value!)
       keysCache.set(key, entry)
       return entry
     }
