@@ -218,6 +218,28 @@ for (const backend of backends) {
         expect(stillRunning).toBe(true)
       })))
 
+    backend.test("nested sections lost together: each takes back only its own interruption", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const outer = yield* Effect.fork(Effect.gen(function*() {
+          const result = yield* Effect.either(Lock.withLock("nest-outer", { ttl: "600 millis" })(
+            Effect.zipRight(
+              Effect.either(Lock.withLock(Effect.never, "nest-inner", { ttl: "600 millis" })),
+              // The outer lock is lost too: this must be interrupted as well.
+              Effect.never
+            )
+          ))
+          yield* Effect.yieldNow()
+          return result
+        }))
+        yield* backend.settle
+        yield* kv.del("nest-outer")
+        yield* kv.del("nest-inner")
+        yield* elapseInSteps(300)
+        const exit = yield* Fiber.await(outer)
+        expect(Exit.isSuccess(exit) && exit.value._tag === "Left" && exit.value.left._tag).toBe("LockLost")
+      })))
+
     backend.test("release never deletes a foreign token", () =>
       run(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv

@@ -590,15 +590,24 @@ export const acquire = (
   )
 
 /**
- * The interruptor of a section whose lock was lost. The section runs in the
+ * A section whose lock is lost is interrupted by an interruptor of its own
+ * (sections nest: each must take back only its own). The section runs in the
  * caller's fiber, so a loss interrupts that fiber; once the section has ended,
- * this interruptor (and only this one) is taken out of the fiber's
+ * that interruptor (and only it) is taken out of the fiber's
  * `FiberRef.interruptedCause` again, and the caller goes on with `LockLost`.
  */
-const lossInterruptor = FiberId.make(-1, 0)
+let lossInterrupts = 0
+const makeLossInterruptor = (): FiberId.FiberId => FiberId.make(-1, ++lossInterrupts)
 
-const withoutLossInterrupt = (cause: Cause.Cause<never>): Cause.Cause<never> =>
-  HashSet.size(HashSet.remove(Cause.interruptors(cause), lossInterruptor)) === 0 ? Cause.empty : cause
+const withoutInterruptor = (id: FiberId.FiberId) => (cause: Cause.Cause<never>): Cause.Cause<never> => {
+  const all = Cause.interruptors(cause)
+  const others = HashSet.remove(all, id)
+  if (HashSet.size(others) === HashSet.size(all)) return cause
+  // The cause holds interruptions only (that is all the runtime puts there).
+  let rest: Cause.Cause<never> = Cause.empty
+  for (const other of others) rest = Cause.sequential(rest, Cause.interrupt(other))
+  return rest
+}
 
 /** `FiberRuntime.getChildren`, which the public `RuntimeFiber` type does not show. */
 interface WithChildren {
@@ -636,18 +645,18 @@ const runThenFinish = <A, E, R, B>(
         finish(a, Exit.isSuccess(exit) ? Effect.succeed(onSuccess(exit.value)) : Effect.failCause(exit.cause)))
     }
     let running = true
-    let interrupted = false
+    let interruptor: FiberId.FiberId | undefined
     lease.onLost.push(() => {
       if (!running) return
-      interrupted = true
-      fiber.unsafeInterruptAsFork(lossInterruptor)
+      interruptor = makeLossInterruptor()
+      fiber.unsafeInterruptAsFork(interruptor)
     })
     const after = <X, EX>(then: Effect.Effect<X, EX>): Effect.Effect<X, EX> => {
       running = false
-      if (!interrupted) return finish(a, then)
+      if (interruptor === undefined) return finish(a, then)
       // The interruption reached the fiber before this step (a running fiber
       // reads its messages before each step): take it out again.
-      return Effect.zipRight(FiberRef.update(FiberRef.interruptedCause, withoutLossInterrupt), finish(a, then))
+      return Effect.zipRight(FiberRef.update(FiberRef.interruptedCause, withoutInterruptor(interruptor)), finish(a, then))
     }
     return Effect.matchCauseEffect(restore(effect), {
       onFailure: (cause) =>
