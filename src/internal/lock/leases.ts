@@ -228,7 +228,7 @@ const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<neve
       if (next === Infinity) {
         yield* Deferred.await(wake)
       } else {
-        // The store's timer fiber rings when the earliest lease is due.
+        // The store's timer rings when the earliest lease is due.
         const cancelAlarm = timers.setAlarm(store, next, () => wakeUp(manager))
         yield* Effect.ensuring(Deferred.await(wake), Effect.sync(cancelAlarm))
       }

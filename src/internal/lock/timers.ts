@@ -125,7 +125,7 @@ export const whenStarted = <A, E, R>(store: LockKv.Service, effect: Effect.Effec
   timers.has(store) ? effect : Effect.zipRight(ensureStarted(store), effect)
 
 /**
- * Calls `ring` from the timer fiber once the store's Clock reaches `at` (monotonic
+ * Calls `ring` from the store's timer once the store's Clock reaches `at` (monotonic
  * millis), unless cancelled with the returned function. The timer must have
  * been started (`ensureStarted`).
  */
