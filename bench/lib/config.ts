@@ -95,10 +95,13 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       quick,
       scenarios,
       output,
-      uncontended: { rounds: 3, roundMs: 1_500, warmupMs: 500 },
-      contended: { rounds: 2, roundMs: 2_500, warmupMs: 300, clients: 8, holdMs: 1 },
-      crossProcess: { rounds: 2, roundMs: 2_500, warmupMs: 300, clients: 8, holdMs: 1 },
-      memory: { rounds: 3, roundMs: 1_000, warmupMs: 300, fibers: 8 },
+      // As many rounds as a scenario has contenders, so that each takes every place
+      // in the rotating order once, and short ones, so that a slow stretch of this
+      // shared machine falls on all of them rather than on one.
+      uncontended: { rounds: 7, roundMs: 700, warmupMs: 500 },
+      contended: { rounds: 8, roundMs: 1_000, warmupMs: 300, clients: 8, holdMs: 1 },
+      crossProcess: { rounds: 8, roundMs: 1_000, warmupMs: 300, clients: 8, holdMs: 1 },
+      memory: { rounds: 8, roundMs: 400, warmupMs: 300, fibers: 8 },
       memoryBound: { keys: 1_000_000, ttlMs: 1, settleMs: 3_000 }
     }
 }
