@@ -1,4 +1,5 @@
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as HashMap from "effect/HashMap"
@@ -48,8 +49,10 @@ export const make = (
 
     /** Runs `f` atomically on the state with the current clock time. */
     const modify = <A>(f: (s: State, now: number) => readonly [A, State]) =>
-      Effect.clockWith((clock) => {
-        const now = clock.unsafeCurrentTimeMillis()
+      // The calling fiber's Clock (so TestClock drives expiry), read in the same
+      // step as the fiber (`Effect.clockWith` wraps this in one more closure).
+      Effect.withFiberRuntime<A>((fiber) => {
+        const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
         return Ref.modify(state, (s) => f(s, now))
       })
 
