@@ -17,6 +17,7 @@ import { randomUUID } from "node:crypto"
 import { Mutex } from "redis-semaphore"
 import Redlock from "redlock"
 import type { LockKv as LockKvTypes } from "../../src/index.js"
+import * as scripts from "../../src/internal/redis/scripts.js"
 import { Lock, LockKv } from "../lib/effectLock.js"
 import { effectLoop, type EffectLock, type LoopSpec, promiseLoop, type PromiseLock } from "../lib/loop.js"
 import { sleep } from "../lib/time.js"
@@ -92,6 +93,70 @@ const ping: RedisContender = {
       await section()
     }
     return promiseClient(lock, () => quit(redis))
+  }
+}
+
+/**
+ * Reference, not a library: effect-lock's own acquire and release scripts
+ * (fence, fair queue, hand-off) sent by bare ioredis from a Promise loop. Beside
+ * the floor it shows what the scripts cost in Redis; beside effect-lock, what
+ * the Effect runtime and the lock engine add.
+ */
+const scriptsOnly: RedisContender = {
+  id: "ref:scripts",
+  label: "ref: effect-lock's scripts, bare ioredis",
+  setting: "-",
+  uncontended: true,
+  contended: false,
+  make: async (url, key) => {
+    const redis = await connect(url, "bench-ref-scripts")
+    const keys = scripts.lockKeys(`bench-ref:${key}`)
+    const acquireSha = String(await redis.script("LOAD", scripts.lockAcquire.lua))
+    const releaseSha = String(await redis.script("LOAD", scripts.lockRelease.lua))
+    const lock: PromiseLock = async (section) => {
+      const token = randomUUID()
+      // place 0: one try, as an uncontended withLock's first try (which is all it needs).
+      const [acquired] = (await redis.evalsha(acquireSha, 5, ...keys, token, ttlMillis, 0, "bench-ref")) as [number]
+      if (acquired !== 1) throw new Error("ref:scripts: the key was held")
+      try {
+        await section()
+      } finally {
+        await redis.evalsha(releaseSha, 5, ...keys, token, key)
+      }
+    }
+    return promiseClient(lock, () => quit(redis))
+  }
+}
+
+/**
+ * Reference, not a library: the floor's two commands, each awaited as an
+ * `Effect.async` in an Effect loop: what running in Effect costs at the least.
+ */
+const floorInEffect: RedisContender = {
+  id: "ref:effect-floor",
+  label: "ref: floor inside Effect (Effect.async)",
+  setting: "-",
+  uncontended: true,
+  contended: false,
+  make: async (url, key) => {
+    const redis = await connect(url, "bench-ref-effect-floor")
+    const sha = String(await redis.script("LOAD", compareAndDelete))
+    const command = <A>(send: () => Promise<A>) =>
+      Effect.async<A, Error>((resume) => {
+        send().then((reply) => resume(Effect.succeed(reply)), (error) => resume(Effect.fail(error as Error)))
+      })
+    const lock: EffectLock<never> = (section) =>
+      Effect.suspend(() => {
+        const token = randomUUID()
+        return command(() => redis.set(`${key}:ref`, token, "PX", ttlMillis, "NX")).pipe(
+          Effect.filterOrFail((reply) => reply === "OK", () => new Error("ref:effect-floor: the key was held")),
+          Effect.zipRight(Effect.ensuring(section, Effect.ignore(command(() => redis.evalsha(sha, 1, `${key}:ref`, token)))))
+        )
+      })
+    return {
+      runLoop: (spec) => Effect.runPromise(effectLoop(lock, spec)),
+      close: () => quit(redis)
+    }
   }
 }
 
@@ -202,6 +267,8 @@ const effectLock = (form: "withLock" | "acquire"): RedisContender => ({
 export const redisContenders: ReadonlyArray<RedisContender> = [
   floor,
   ping,
+  scriptsOnly,
+  floorInEffect,
   redlock("default"),
   redlock("fast"),
   redisSemaphore("default"),

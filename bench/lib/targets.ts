@@ -31,3 +31,10 @@ export const atMost = (scenario: string, name: string, value: number, max: numbe
   verdict: verdict(value, (v) => v <= max),
   note
 })
+
+/** The other lock libraries' contenders (not effect-lock, not the floor, PING or a reference). */
+export const isLibrary = (id: string): boolean => /^(redlock|redis-semaphore|effect-distributed-lock)@/.test(id)
+
+/** The row with the highest `measure`, or undefined without rows. */
+export const bestOf = <R>(rows: ReadonlyArray<R>, measure: (row: R) => number): R | undefined =>
+  rows.reduce<R | undefined>((best, row) => (best === undefined || measure(row) > measure(best) ? row : best), undefined)

@@ -6,7 +6,7 @@ import { type CommandCounts, perUnit, type ServerDelta } from "../lib/commands.j
 import { LoopStats } from "../lib/loop.js"
 import { distribution, ratio, Samples } from "../lib/stats.js"
 import { int, num, renderTable } from "../lib/table.js"
-import { atLeast, atMost, type Target } from "../lib/targets.js"
+import { atLeast, atMost, bestOf, type Target } from "../lib/targets.js"
 
 export interface ContendedRow {
   readonly id: string
@@ -153,7 +153,17 @@ export const contendedTargets = (scenario: string, rows: ReadonlyArray<Contended
   const targets: Array<Target> = []
   const withLock = rows.find((r) => r.id === "effect-lock:withLock")
   if (withLock !== undefined) {
+    const best = bestOf(rows.filter((r) => !r.id.startsWith("effect-lock:")), (r) => r.acquisitionsPerSec)
     targets.push(
+      // The best anchor: any other contender, each library at its defaults and at its fastest retry, and the floor.
+      ...(best === undefined ? [] : [
+        atLeast(
+          scenario,
+          `effect-lock withLock acquisitions/s ÷ best anchor's (${best.label})`,
+          ratio(withLock.acquisitionsPerSec, best.acquisitionsPerSec),
+          1
+        )
+      ]),
       atMost(scenario, "effect-lock withLock max wait, ms", Math.max(withLock.waitMs.max, withLock.unfinishedWaitMs), 50),
       atLeast(scenario, "effect-lock withLock fairness (min/max per client)", withLock.fairness, 0.7),
       atMost(scenario, "effect-lock withLock commands sent per acquisition", withLock.sentPerAcquisition, 3),
