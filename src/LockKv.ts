@@ -180,15 +180,9 @@ export declare namespace LockKv {
      * `token`, or removes `token` from the queue of waiters; then hands the lock
      * on to the next live waiter in a store's queue (Redis: a `Granted` wake with
      * the next fence) or wakes the next waiter (memory). `true` when this call
-     * deleted the lock. `contended`: the lock was found held when it was taken,
-     * so waiters probably queue behind it (a hint: Redis then sends the hand-off
-     * message before the reply, see the Redis store).
+     * deleted the lock.
      */
-    readonly release: (
-      key: string,
-      token: string,
-      contended?: boolean | undefined
-    ) => Effect.Effect<boolean, LockKvError | InvalidArgument>
+    readonly release: (key: string, token: string) => Effect.Effect<boolean, LockKvError | InvalidArgument>
     /** The last fencing token handed out for `key`, if any. */
     readonly fence: (key: string) => Effect.Effect<Option.Option<number>, LockKvError | InvalidArgument>
     /**

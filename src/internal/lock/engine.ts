@@ -237,8 +237,6 @@ interface Acquisition {
   stopWaking: (() => void) | undefined
   /** Listens for releases while waiting in the store. */
   watcher: ReleaseWatcher | undefined
-  /** The store's lock was found held: others probably wait behind ours (a hint for `release`). */
-  contended: boolean
 }
 
 /** Checks the arguments and reads the store, clock and tracer of the caller's fiber: all synchronous. */
@@ -268,8 +266,7 @@ const prepare = (
     released: false,
     lastTrySentAt: startedAt,
     stopWaking: undefined,
-    watcher: undefined,
-    contended: false
+    watcher: undefined
   }
 }
 
@@ -410,7 +407,6 @@ const contend = (
     const first = readTry(a, queue, result)
     if (first._tag === "Acquired") return establish(a, first.acquired)
     if (!waits) return Effect.fail(notAcquired(a.settings.key))
-    a.contended = true
     return Effect.flatMap(a.store.watchReleases(a.settings.key, a.token, mark), (watcher) => {
       // Stopped once acquired, or by `finish` whatever happens (no `ensuring`: it costs five steps).
       a.watcher = watcher
@@ -479,7 +475,7 @@ const releaseOnce = (a: Acquisition): Effect.Effect<boolean, LockKvError | Inval
     metrics.recordHoldTime(a.store.backend, time.monotonicMillis(a.clock) - a.heldSince)
   }
   if (a.outcome === "none") return undefined
-  const release = a.store.release(a.settings.key, a.token, a.contended)
+  const release = a.store.release(a.settings.key, a.token)
   return spanIf(a.traced, release, "effect-lock.release", { "lock.key": a.settings.key })
 }
 

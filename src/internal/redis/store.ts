@@ -408,34 +408,6 @@ const afterPendingIo = <A>(value: A): Effect.Effect<A> =>
     setImmediate(() => resume(Effect.succeed(value)))
   })
 
-/**
- * Sends a release that probably hands the lock on (`send`), so that the
- * waiter's message leaves Redis before the releaser's reply. Redis writes the
- * replies of one round to the clients that got output in reverse order of
- * their first output: the release's reply comes after the message it
- * publishes, so the releaser would hear first, and the waiter (the one who
- * waits) a write later (about 60 µs on a 2-core machine, where the releaser's
- * process may also take the core the waiter needs). A PING in the same
- * segment, just before, gives this connection its output first. Only a hint,
- * costing one tiny command: if Redis orders its writes otherwise, nothing but
- * the PING changes.
- */
-const handOffFirst = (client: Redis, send: () => Promise<unknown>): Promise<unknown> => {
-  const stream = client.stream
-  if (stream === undefined) return send()
-  stream.cork()
-  try {
-    const ping = new Command("ping", [], replyAsStrings)
-    // Its reply (or the connection's loss) matters to nobody: the release's own promise reports.
-    ping.promise.catch(() => {})
-    void client.sendCommand(ping)
-    return send()
-  } finally {
-    // One write for both, so that Redis reads them in one round.
-    stream.uncork()
-  }
-}
-
 /** The release script's reply: 1 when it deleted the lock, plus 2 when it handed the lock on. */
 const releasedAndHandedOn = (reply: unknown): Effect.Effect<boolean> => {
   if (reply === 0 || typeof reply !== "number") return succeedFalse
@@ -855,7 +827,7 @@ export const make = (
         const tail = entry.keysWire + bulk(token) + bulk(ttlArg) + bulk(placeArg) + channelWire
         return call("acquire", (reload) => sendAcquire(args, tail, reload), toAcquireResult)
       },
-      release: (key, token, contended) => {
+      release: (key, token) => {
         const entry = keysOf(key)
         if (entry instanceof InvalidArgument) return Effect.fail(entry)
         const invalid = checkToken(token)
@@ -863,8 +835,7 @@ export const make = (
         const keys = entry.keys
         const args = ["", scripts.lockRelease.numberOfKeys, keys[0], keys[1], keys[2], keys[3], keys[4], token, key]
         const tail = entry.keysWire + bulk(token) + entry.keyWire
-        const send = (reload: boolean) => sendRelease(args, tail, reload)
-        return call("release", contended === true ? (reload) => handOffFirst(client, () => send(reload)) : send, releasedAndHandedOn)
+        return call("release", (reload) => sendRelease(args, tail, reload), releasedAndHandedOn)
       },
       fence: (key) =>
         Effect.gen(function*() {
