@@ -17,9 +17,12 @@ const loneSurrogate = /[\uD800-\uDFFF]/u
 /**
  * The last key and the last token accepted: a lock cycle checks both several
  * times (the engine, then the store), and one slot would thrash between them.
+ * They start as a value no input can be (not `undefined`, which an untyped
+ * caller can pass, and which must then fail).
  */
-let lastValidKey: string | undefined
-let lastValidToken: string | undefined
+const noneYet: unique symbol = Symbol("none accepted yet")
+let lastValidKey: string | typeof noneYet = noneYet
+let lastValidToken: string | typeof noneYet = noneYet
 
 /**
  * Rejects keys that cannot name a lock: empty, too long, not a string, holding a

@@ -3,6 +3,7 @@
  * never another error, and never after touching the store.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { vi } from "vitest"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -183,4 +184,26 @@ describe("property: invalid input fails with InvalidArgument before the store is
         )
       )
     }), 30_000)
+
+  // The checks remember the last valid key and token (see keys.ts). Before any
+  // was seen, `undefined` must not pass for one: the property above found it
+  // only when its first case was an undefined key, so it is pinned here, in a
+  // fresh copy of the modules where nothing was checked yet.
+  it("an undefined key or token fails before any valid one was checked", async () => {
+    vi.resetModules()
+    const keys = await import("../../src/internal/keys.js")
+    expect(keys.checkKey(undefined)?._tag).toBe("InvalidArgument")
+    expect(keys.checkToken(undefined)?._tag).toBe("InvalidArgument")
+    const fresh = await import("../../src/index.js")
+    const exit = await Effect.runPromiseExit(
+      fresh.Lock.withLock(Effect.void, untyped<string>(undefined), {}).pipe(Effect.provide(fresh.LockKv.layerMemory))
+    )
+    expect(Exit.isFailure(exit) && Option.getOrUndefined(Cause.failureOption(exit.cause))).toMatchObject({
+      _tag: "InvalidArgument",
+      argument: "key"
+    })
+    // Once a valid key was seen, undefined still fails.
+    expect(keys.checkKey("a")).toBeUndefined()
+    expect(keys.checkKey(undefined)?._tag).toBe("InvalidArgument")
+  })
 })
