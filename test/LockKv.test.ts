@@ -107,6 +107,26 @@ for (const backend of backends) {
         expect(yield* kv.fence("f")).toEqual(Option.some(second._tag === "Acquired" ? second.fence : -1))
       })))
 
+    backend.test("a key's fence outlives its lock: expiry, the sweeper, del and set do not reset it", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const fenceOf = (result: LockKv.AcquireResult) => result._tag === "Acquired" ? result.fence : -1
+        const first = fenceOf(yield* kv.acquire("g", "t1", Duration.millis(50)))
+        expect(first).toBeGreaterThan(0)
+        // Past the TTL and past the memory store's sweep (every second).
+        yield* backend.elapse(1_100)
+        expect(yield* kv.get("g")).toEqual(Option.none())
+        expect(yield* kv.fence("g")).toEqual(Option.some(first))
+        const second = fenceOf(yield* kv.acquire("g", "t2", Duration.millis(5000)))
+        expect(second).toBeGreaterThan(first)
+        expect(yield* kv.del("g")).toBe(true)
+        expect(yield* kv.set("g", "plain")).toBe(true)
+        expect(yield* kv.del("g")).toBe(true)
+        const third = fenceOf(yield* kv.acquire("g", "t3", Duration.millis(5000)))
+        expect(third).toBeGreaterThan(second)
+        expect(yield* kv.fence("g")).toEqual(Option.some(third))
+      })))
+
     backend.test("release wakes the waiter of that key only", () =>
       run(Effect.scoped(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv

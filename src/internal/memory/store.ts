@@ -12,20 +12,35 @@ import { checkKey, checkToken, checkTtl, validateKey, validateSetOptions, valida
 import { InvalidArgument } from "../errors.js"
 import { makeReleaseHub } from "../releaseHub.js"
 
+/**
+ * What the store keeps per key: its value and expiry, and the key's fencing
+ * counter, in one entry so that a lock cycle reads and writes one map entry.
+ * A key that was released or expired keeps its fence in a tombstone (an entry
+ * that is never live), as Redis keeps its counters; keys never locked leave
+ * nothing behind.
+ */
 interface Entry {
   readonly value: string
-  /** Clock millis at which the entry stops existing; undefined = no TTL. */
+  /** Clock millis at which the value stops existing; undefined = no TTL. */
   readonly expiresAt: number | undefined
+  /** The last fencing token of the key (0: never locked). */
+  readonly fence: number
 }
 
-interface State {
-  readonly entries: HashMap.HashMap<string, Entry>
-  /** Last fencing token per key; kept like Redis keeps its counters (no TTL). */
-  readonly fences: HashMap.HashMap<string, number>
-}
+type State = HashMap.HashMap<string, Entry>
 
-const live = (entry: Entry | undefined, now: number): entry is Entry =>
-  entry !== undefined && (entry.expiresAt === undefined || entry.expiresAt > now)
+const live = (entry: Entry, now: number): boolean => entry.expiresAt === undefined || entry.expiresAt > now
+
+/** A key's fence without a value: expired since the epoch, so never live. */
+const tombstone = (fence: number): Entry => ({ value: "", expiresAt: 0, fence })
+
+/** The state once `key`'s value is gone: its fence stays behind, if it has one. */
+const without = (s: State, key: string, entry: Entry): State =>
+  entry.fence === 0
+    ? HashMap.remove(s, key)
+    : entry.expiresAt === 0
+    ? s
+    : HashMap.set(s, key, tombstone(entry.fence))
 
 /** How often the sweeper drops expired entries that nobody read again. */
 const sweepInterval = Duration.seconds(1)
@@ -40,11 +55,17 @@ export const make = (
 ): Effect.Effect<LockKv.Service, never, Scope.Scope> =>
   Effect.gen(function*() {
     const namespace = options?.namespace ?? "lock"
-    const state = yield* Ref.make<State>({ entries: HashMap.empty(), fences: HashMap.empty() })
+    const state = yield* Ref.make<State>(HashMap.empty())
     const hub = makeReleaseHub()
 
     const sweep = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Ref.update(state, (s) => ({ entries: HashMap.filter(s.entries, (entry) => live(entry, now)), fences: s.fences })))
+      Ref.update(state, (s) =>
+        HashMap.filterMap(s, (entry) =>
+          live(entry, now)
+            ? Option.some(entry)
+            : entry.fence === 0
+            ? Option.none()
+            : Option.some(entry.expiresAt === 0 ? entry : tombstone(entry.fence)))))
     yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(sweepInterval)).pipe(Effect.delay(sweepInterval)))
 
     /** Runs `f` atomically on the state with the current clock time. */
@@ -57,8 +78,8 @@ export const make = (
       })
 
     const entryOf = (s: State, key: string, now: number): Entry | undefined => {
-      const entry = Option.getOrUndefined(HashMap.get(s.entries, key))
-      return live(entry, now) ? entry : undefined
+      const entry = Option.getOrUndefined(HashMap.get(s, key))
+      return entry !== undefined && live(entry, now) ? entry : undefined
     }
 
     const get = (key: string) =>
@@ -69,22 +90,22 @@ export const make = (
     const set = (key: string, value: string, setOptions?: LockKv.SetOptions | undefined) =>
       Effect.flatMap(Effect.zip(validateKey(key), validateSetOptions(setOptions)), ([, normalized]) =>
         modify((s, now): readonly [boolean, State] => {
-          const current = entryOf(s, key, now)
+          const stored = Option.getOrUndefined(HashMap.get(s, key))
+          const current = stored !== undefined && live(stored, now) ? stored : undefined
           if (normalized.condition === "NX" && current !== undefined) return [false, s]
           if (normalized.condition === "XX" && current === undefined) return [false, s]
           const expiresAt = normalized.ttlMillis === undefined ? undefined : now + normalized.ttlMillis
-          return [true, { entries: HashMap.set(s.entries, key, { value: String(value), expiresAt }), fences: s.fences }]
+          return [true, HashMap.set(s, key, { value: String(value), expiresAt, fence: stored?.fence ?? 0 })]
         }))
 
     /** Removes `key` when its entry is live and passes `when`; `true` when it did. */
     const removeIf = (s: State, key: string, now: number, when: (entry: Entry) => boolean): readonly [boolean, State] => {
-      const current = entryOf(s, key, now)
-      if (current === undefined) {
-        // Drop an expired leftover eagerly; it does not count as a removal.
-        return HashMap.has(s.entries, key) ? [false, { entries: HashMap.remove(s.entries, key), fences: s.fences }] : [false, s]
-      }
-      if (!when(current)) return [false, s]
-      return [true, { entries: HashMap.remove(s.entries, key), fences: s.fences }]
+      const stored = Option.getOrUndefined(HashMap.get(s, key))
+      if (stored === undefined) return [false, s]
+      // An expired leftover is dropped eagerly; it does not count as a removal.
+      if (!live(stored, now)) return [false, without(s, key, stored)]
+      if (!when(stored)) return [false, s]
+      return [true, without(s, key, stored)]
     }
 
     const remove = (key: string, when: (entry: Entry) => boolean) => modify((s, now) => removeIf(s, key, now, when))
@@ -104,7 +125,7 @@ export const make = (
           const current = entryOf(s, key, now)
           if (current === undefined || current.value !== expected) return [false, s]
           const expiresAt = now + Duration.toMillis(ttlDuration)
-          return [true, { entries: HashMap.set(s.entries, key, { value: current.value, expiresAt }), fences: s.fences }]
+          return [true, HashMap.set(s, key, { value: current.value, expiresAt, fence: current.fence })]
         }))
 
     const pttl = (key: string) =>
@@ -124,18 +145,15 @@ export const make = (
       if (checked instanceof InvalidArgument) return Effect.fail(checked)
       const ttlMillis = Duration.toMillis(checked)
       return modify((s, now): readonly [AcquireResult, State] => {
-        const current = entryOf(s, key, now)
-        if (current !== undefined) {
-          const remaining = current.expiresAt === undefined
+        const stored = Option.getOrUndefined(HashMap.get(s, key))
+        if (stored !== undefined && live(stored, now)) {
+          const remaining = stored.expiresAt === undefined
             ? Option.none<Duration.Duration>()
-            : Option.some(Duration.millis(current.expiresAt - now))
+            : Option.some(Duration.millis(stored.expiresAt - now))
           return [{ _tag: "Held", remaining }, s]
         }
-        const fence = Option.getOrElse(HashMap.get(s.fences, key), () => 0) + 1
-        return [{ _tag: "Acquired", fence }, {
-          entries: HashMap.set(s.entries, key, { value: token, expiresAt: now + ttlMillis }),
-          fences: HashMap.set(s.fences, key, fence)
-        }]
+        const fence = (stored?.fence ?? 0) + 1
+        return [{ _tag: "Acquired", fence }, HashMap.set(s, key, { value: token, expiresAt: now + ttlMillis, fence })]
       })
     }
 
@@ -152,7 +170,11 @@ export const make = (
     }
 
     const fence = (key: string) =>
-      Effect.flatMap(validateKey(key), () => Effect.map(Ref.get(state), (s) => HashMap.get(s.fences, key)))
+      Effect.flatMap(validateKey(key), () =>
+        Effect.map(Ref.get(state), (s) => {
+          const fence = Option.getOrUndefined(HashMap.get(s, key))?.fence ?? 0
+          return fence === 0 ? Option.none() : Option.some(fence)
+        }))
 
     return {
       backend: "memory",
