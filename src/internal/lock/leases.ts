@@ -46,6 +46,8 @@ export interface Lease {
   onLost: Array<() => void>
   /** The manager watching it, once tracked (saves a lookup on release). */
   manager: Manager | undefined
+  /** Its place in the manager's `leases` (-1 while not there). */
+  slot: number
 }
 
 /** Time a lock is trusted for after the command that set its TTL was sent: ttl − (1 % of ttl + 30 ms). */
@@ -76,7 +78,8 @@ export const makeLease = (options: {
   lostError: undefined,
   lostSignal: undefined,
   onLost: [],
-  manager: undefined
+  manager: undefined,
+  slot: -1
 })
 
 /** Succeeds with the `LockLost` once `lease` is declared lost. */
@@ -134,7 +137,13 @@ export const renew = (
   })
 
 interface Manager {
-  readonly leases: Set<Lease>
+  /**
+   * The leases it watches. An array with O(1) removal by slot (the last lease
+   * takes the removed one's place), not a `Set`: every lock cycle adds and
+   * removes a fresh lease, and a `Set` of fresh objects costs several times
+   * more (see the alarms in timers.ts).
+   */
+  readonly leases: Array<Lease>
   /** Completing it wakes the manager to look at its leases again. */
   wake: Deferred.Deferred<void> | undefined
   /** Clock millis the manager sleeps until (Infinity while idle). */
@@ -152,6 +161,26 @@ interface Manager {
 }
 
 const managers = new WeakMap<LockKv.Service, Manager>()
+
+const addLease = (manager: Manager, lease: Lease): void => {
+  lease.manager = manager
+  if (lease.slot >= 0) return
+  lease.slot = manager.leases.length
+  manager.leases.push(lease)
+}
+
+/** `true` when `lease` was there. */
+const removeLease = (manager: Manager, lease: Lease): boolean => {
+  const slot = lease.slot
+  if (slot < 0) return false
+  lease.slot = -1
+  const last = manager.leases.pop()!
+  if (last !== lease) {
+    manager.leases[slot] = last
+    last.slot = slot
+  }
+  return true
+}
 
 /** When the lease next needs the manager: its deadline, or its next renewal. */
 const nextDue = (lease: Lease): number => {
@@ -189,13 +218,15 @@ const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<neve
       manager.looks++
       const now = yield* time.now
       let next = Infinity
-      for (const lease of manager.leases) {
+      // A copy: declaring a lease lost runs callbacks that may remove others.
+      for (const lease of manager.leases.slice()) {
+        if (lease.slot < 0) continue
         if (lease.done) {
-          manager.leases.delete(lease)
+          removeLease(manager, lease)
           continue
         }
         if (now >= lease.validUntil) {
-          manager.leases.delete(lease)
+          removeLease(manager, lease)
           yield* declareLost(
             store.backend,
             lease,
@@ -245,8 +276,7 @@ export const track = (store: LockKv.Service, lease: Lease): Effect.Effect<void> 
   const manager = managers.get(store)
   if (manager === undefined) return Effect.suspend(() => startOrAdd(store, lease))
   // The common case is synchronous: no effect to run, no fiber to wake.
-  manager.leases.add(lease)
-  lease.manager = manager
+  addLease(manager, lease)
   if (nextDue(lease) < manager.sleepingUntil) wakeUp(manager)
   return Effect.void
 }
@@ -254,8 +284,8 @@ export const track = (store: LockKv.Service, lease: Lease): Effect.Effect<void> 
 const startOrAdd = (store: LockKv.Service, lease: Lease): Effect.Effect<void> => {
   const manager = managers.get(store)
   if (manager !== undefined) return track(store, lease)
-  const created: Manager = { leases: new Set([lease]), wake: undefined, sleepingUntil: Infinity, releasedDue: Infinity, looks: 0 }
-  lease.manager = created
+  const created: Manager = { leases: [], wake: undefined, sleepingUntil: Infinity, releasedDue: Infinity, looks: 0 }
+  addLease(created, lease)
   managers.set(store, created)
   return Effect.asVoid(Effect.forkIn(runManager(store, created), store.lifetime))
 }
@@ -266,7 +296,7 @@ export const managerLooks = (store: LockKv.Service): number => managers.get(stor
 /** Ends the manager's work on `lease` (released): no renewal, no deadline. */
 export const untrack = (lease: Lease): void => {
   const manager = lease.manager
-  if (manager !== undefined && manager.leases.delete(lease)) {
+  if (manager !== undefined && removeLease(manager, lease)) {
     manager.releasedDue = Math.min(manager.releasedDue, nextDue(lease))
   }
   lease.done = true
