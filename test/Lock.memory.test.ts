@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option, Schedule, TestClock } from "effect"
 import { Lock, LockKv } from "../src/index.js"
 import * as leases from "../src/internal/lock/leases.js"
+import * as localQueue from "../src/internal/lock/localQueue.js"
 
 const provide = Effect.provide(LockKv.layerMemory)
 
@@ -77,5 +78,25 @@ describe("Lock on the memory backend: cost per cycle", () => {
       yield* cycles
       // It sleeps until the first renewal would be due (ttl/3 = 10 s of TestClock time, which stands still).
       expect(leases.managerLooks(kv) - before).toBeLessThanOrEqual(1)
+    }).pipe(provide))
+
+  it.effect("the in-process lines of a store stay bounded however many keys are locked", () =>
+    Effect.gen(function*() {
+      const kv = yield* LockKv.LockKv
+      // One key, many cycles: its line is reused.
+      for (let i = 0; i < 100; i++) yield* Lock.withLock(Effect.void, "same")
+      expect(localQueue.lineCount(kv)).toBe(1)
+      // Many keys, once each: free lines are dropped once there are more than 256.
+      for (let i = 0; i < 2_000; i++) yield* Lock.withLock(Effect.void, `key-${i}`)
+      expect(localQueue.lineCount(kv)).toBeLessThanOrEqual(257)
+      // A key held while the others come and go keeps its line, and its waiter.
+      const held = yield* Effect.fork(Lock.withLock(Effect.never, "held"))
+      yield* Effect.repeatN(Effect.yieldNow(), 10)
+      const waiter = yield* Effect.fork(Lock.withLock(Effect.succeed("got it"), "held", { wait: "1 minute" }))
+      yield* Effect.repeatN(Effect.yieldNow(), 10)
+      for (let i = 0; i < 1_000; i++) yield* Lock.withLock(Effect.void, `other-${i}`)
+      expect(waiter.unsafePoll()).toBeNull()
+      yield* Fiber.interrupt(held)
+      expect(yield* Fiber.join(waiter)).toBe("got it")
     }).pipe(provide))
 })

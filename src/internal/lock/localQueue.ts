@@ -24,7 +24,23 @@ export interface Turn {
 
 interface Line {
   readonly waiters: Array<Place>
+  /** A fiber has the turn. A line nobody holds has no waiters either. */
+  held: boolean
 }
+
+/**
+ * The lines of one store. A line whose turn ends with nobody waiting stays in
+ * the map, free, so that the next lock cycle on its key reuses it rather than
+ * deleting and re-adding a map entry every cycle (measured: ~5 % of an
+ * uncontended in-memory cycle); once more than `maxFree` are free they are all
+ * dropped, so the map stays bounded whatever the number of keys.
+ */
+interface Lines {
+  readonly byKey: Map<string, Line>
+  free: number
+}
+
+const maxFree = 256
 
 /** A fiber's place in a line: waiting, then holding the turn. */
 class Place implements Turn {
@@ -33,13 +49,13 @@ class Place implements Turn {
   /** Resumes the waiting fiber, while it waits. */
   resume: (() => void) | undefined = undefined
   cancelAlarm: (() => void) | undefined = undefined
-  constructor(readonly lines: Map<string, Line>, readonly key: string) {}
+  constructor(readonly lines: Lines, readonly key: string) {}
   readonly pass = (): void => {
     if (this.passed) return
     this.passed = true
     this.stopWaiting()
     if (this.given) return handOn(this.lines, this.key)
-    const line = this.lines.get(this.key)
+    const line = this.lines.byKey.get(this.key)
     const index = line === undefined ? -1 : line.waiters.indexOf(this)
     if (index !== -1) line!.waiters.splice(index, 1)
   }
@@ -52,23 +68,24 @@ class Place implements Turn {
 }
 
 /** Per store, so two stores (two Redis servers or namespaces) never share a line. */
-const linesByStore = new WeakMap<LockKv.Service, Map<string, Line>>()
+const linesByStore = new WeakMap<LockKv.Service, Lines>()
 
-const linesOf = (store: LockKv.Service): Map<string, Line> => {
+const linesOf = (store: LockKv.Service): Lines => {
   let lines = linesByStore.get(store)
   if (lines === undefined) {
-    lines = new Map()
+    lines = { byKey: new Map(), free: 0 }
     linesByStore.set(store, lines)
   }
   return lines
 }
 
-const handOn = (lines: Map<string, Line>, key: string): void => {
-  const line = lines.get(key)
-  if (line === undefined) return
+const handOn = (lines: Lines, key: string): void => {
+  const line = lines.byKey.get(key)
+  if (line === undefined || !line.held) return
   const next = line.waiters.shift()
   if (next === undefined) {
-    lines.delete(key)
+    line.held = false
+    if (++lines.free > maxFree) dropFree(lines)
     return
   }
   next.given = true
@@ -77,8 +94,19 @@ const handOn = (lines: Map<string, Line>, key: string): void => {
   resume?.()
 }
 
-const given = (lines: Map<string, Line>, key: string): Place => {
-  lines.set(key, { waiters: [] })
+const dropFree = (lines: Lines): void => {
+  for (const [key, line] of lines.byKey) if (!line.held) lines.byKey.delete(key)
+  lines.free = 0
+}
+
+/** The turn for the first fiber of a line: a new one, or `free`, which nobody holds. */
+const given = (lines: Lines, key: string, free: Line | undefined): Place => {
+  if (free === undefined) {
+    lines.byKey.set(key, { waiters: [], held: true })
+  } else {
+    free.held = true
+    lines.free--
+  }
   const place = new Place(lines, key)
   place.given = true
   return place
@@ -87,7 +115,8 @@ const given = (lines: Map<string, Line>, key: string): Place => {
 /** The turn at once when no other fiber of this process holds or awaits `key`, else `undefined` (synchronous). */
 export const tryEnter = (store: LockKv.Service, key: string): Turn | undefined => {
   const lines = linesOf(store)
-  return lines.has(key) ? undefined : given(lines, key)
+  const line = lines.byKey.get(key)
+  return line?.held ? undefined : given(lines, key, line)
 }
 
 /**
@@ -97,8 +126,8 @@ export const tryEnter = (store: LockKv.Service, key: string): Turn | undefined =
  */
 export const join = (store: LockKv.Service, key: string): Turn => {
   const lines = linesOf(store)
-  const line = lines.get(key)
-  if (line === undefined) return given(lines, key)
+  const line = lines.byKey.get(key)
+  if (line === undefined || !line.held) return given(lines, key, line)
   const place = new Place(lines, key)
   line.waiters.push(place)
   return place
@@ -152,3 +181,6 @@ export const waitForTurn = (
   // `wait()` now: this runs as the caller's effect is built, right where it waits.
   return timers.whenStarted(store, wait())
 }
+
+/** How many lines the store keeps, held or free (for tests: it stays bounded). */
+export const lineCount = (store: LockKv.Service): number => linesByStore.get(store)?.byKey.size ?? 0
