@@ -398,14 +398,20 @@ const succeedFalse = Effect.succeed(false)
 const isOne = (reply: unknown): Effect.Effect<boolean> => reply === 1 ? succeedTrue : succeedFalse
 
 /**
- * Resumes after the I/O the event loop has already received: the server
+ * Resumes once the event loop has polled for I/O once more: the server
  * answered the release and told the waiter it handed the lock to in the same
  * round, and when that waiter is in this process it should start before the
- * releaser goes on (say, to queue up for the lock again).
+ * releaser goes on (say, to queue up for the lock again). Redis writes the
+ * releaser's reply first (it serves the clients with pending output newest
+ * first), so the waiter's message may reach the socket just after the poll
+ * that read the reply: one `setImmediate` runs before the next poll, a second
+ * one after it. It costs the releaser one loop turn, only when it handed the
+ * lock on; measured with 8 clients on one key, hold 1 ms (.tmp probes): +3-5 %
+ * acquisitions/s in one process, +0-6 % across 8 processes.
  */
 const afterPendingIo = <A>(value: A): Effect.Effect<A> =>
   Effect.async<A>((resume) => {
-    setImmediate(() => resume(Effect.succeed(value)))
+    setImmediate(() => setImmediate(() => resume(Effect.succeed(value))))
   })
 
 /** The release script's reply: 1 when it deleted the lock, plus 2 when it handed the lock on. */
