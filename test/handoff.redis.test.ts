@@ -243,6 +243,29 @@ describe("hand-off (redis store)", () => {
     }))
 })
 
+describe("hand-off between two stores of one process", () => {
+  it.scopedLive("the releasing store tells the waiter's store at once, without its pub/sub message", () =>
+    Effect.gen(function*() {
+      const ns = uniqueNamespace("inproc")
+      const holder = yield* LockKv.makeRedis({ url: redisUrl(), namespace: ns })
+      const waiter = yield* LockKv.makeRedis({ url: redisUrl(), namespace: ns })
+      const raw = yield* rawClient
+      expect((yield* holder.acquire("k", "holder", longTtl, place))._tag).toBe("Acquired")
+      // The waiter queues (its first try finds the key held) and listens.
+      const mark = waiter.notificationMark()
+      expect((yield* waiter.acquire("k", "w", longTtl, place))._tag).toBe("Held")
+      const watch = yield* waiter.watchReleases("k", "w", mark)
+      // Both stores' subscribers are cut off: the grant's pub/sub message is lost.
+      expect(Number(yield* Effect.promise(() => raw.client("KILL", "TYPE", "pubsub")))).toBeGreaterThanOrEqual(2)
+      expect(yield* holder.release("k", "holder")).toBe(true)
+      // Told in-process from the release's reply; without that it would wait for
+      // its next try (a queued waiter tries again within a third of its place).
+      expect(yield* Effect.timeoutOption(watch.next, "100 millis")).toEqual(granted(2))
+      watch.close()
+      expect(yield* Effect.promise(() => raw.get(namespaced(ns, "k")))).toBe("w")
+    }))
+})
+
 describe("release messages", () => {
   it("parses grants and plain wakes; the key may hold anything", () => {
     expect(parseReleaseMessage("t|3|k")).toEqual({ key: "k", target: "t", wake: { _tag: "Granted", fence: 3 } })

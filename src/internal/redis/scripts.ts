@@ -151,8 +151,9 @@ return { 0, pttl }
  * channel (so one process reads it, not every subscriber of the namespace),
  * with the message `<token>|<fence>|<caller key>` (the key last: it may
  * contain "|", tokens cannot). Nobody else waits in Redis, so with an empty
- * queue nothing is published. Returns 1 when the lock was deleted, plus 2 when
- * it was handed to a waiter.
+ * queue nothing is published. Returns 1 when the lock was deleted (0 when it
+ * did not hold `token`); when it handed the lock to a waiter, `{ 2 or 3, channel,
+ * message }` (2 plus that, and the message it published on that channel).
  *
  * @internal
  */
@@ -181,8 +182,11 @@ if head then
     redis.call("ZREM", KEYS[4], head)
     redis.call("HDEL", KEYS[5], head)
     -- Without a channel (never without a bug) the waiter still finds the lock at its next try.
-    if channel then redis.call("PUBLISH", channel, head .. "|" .. fence .. "|" .. ARGV[2]) end
-    return released + 2
+    if not channel then return { released + 2, "", "" } end
+    local message = head .. "|" .. fence .. "|" .. ARGV[2]
+    redis.call("PUBLISH", channel, message)
+    -- Also to the releaser: when the waiter's store is in its process, it tells it at once.
+    return { released + 2, channel, message }
   end
 end
 if released == 1 then redis.call("DEL", KEYS[1]) end
@@ -208,7 +212,7 @@ export const lockAcquire: Script = script(acquire, 5)
 /**
  * KEYS: `LockKeys`. ARGV: token, caller key. 1 when `key` held `token` and was deleted, else 0
  * (then `token` left the queue); the lock then goes to the live waiter at the head of the queue,
- * who is told (see `release`).
+ * who is told, and the reply is `[2 + (1 or 0), channel, message]` (see `release`).
  *
  * @internal
  */

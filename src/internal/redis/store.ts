@@ -398,27 +398,24 @@ const succeedFalse = Effect.succeed(false)
 const isOne = (reply: unknown): Effect.Effect<boolean> => reply === 1 ? succeedTrue : succeedFalse
 
 /**
- * Resumes once the event loop has polled for I/O once more: the server
- * answered the release and told the waiter it handed the lock to in the same
- * round, and when that waiter is in this process it should start before the
- * releaser goes on (say, to queue up for the lock again). Redis writes the
- * releaser's reply first (it serves the clients with pending output newest
- * first), so the waiter's message may reach the socket just after the poll
- * that read the reply: one `setImmediate` runs before the next poll, a second
- * one after it. It costs the releaser one loop turn, only when it handed the
- * lock on; measured with 8 clients on one key, hold 1 ms (.tmp probes): +3-5 %
- * acquisitions/s in one process, +0-6 % across 8 processes.
+ * The stores of this process, by release channel. When a release hands the
+ * lock to a waiter of one of them, the releasing store tells that store at once
+ * from the release's reply, rather than leave it to the pub/sub message, which
+ * Redis writes after that reply and which then takes another turn of the event
+ * loop (or more) to be read.
  */
-const afterPendingIo = <A>(value: A): Effect.Effect<A> =>
-  Effect.async<A>((resume) => {
-    setImmediate(() => setImmediate(() => resume(Effect.succeed(value))))
-  })
+const storesByChannel = new Map<string, (message: string) => void>()
 
-/** The release script's reply: 1 when it deleted the lock, plus 2 when it handed the lock on. */
+/**
+ * The release script's reply: 1 when it deleted the lock (0 when it did not
+ * hold our token), or, when it handed the lock on, `[2 or 3, channel, message]`.
+ */
 const releasedAndHandedOn = (reply: unknown): Effect.Effect<boolean> => {
-  if (reply === 0 || typeof reply !== "number") return succeedFalse
-  if (reply < 2) return succeedTrue
-  return afterPendingIo(reply === 3)
+  if (!Array.isArray(reply)) return reply === 1 ? succeedTrue : succeedFalse
+  const [code, channel, message] = reply as ReadonlyArray<unknown>
+  // The waiter, when in this process, is resumed before the releaser, which resumes after this.
+  if (typeof channel === "string" && typeof message === "string") storesByChannel.get(channel)?.(message)
+  return code === 3 ? succeedTrue : succeedFalse
 }
 const asIs = <A>(reply: A): Effect.Effect<A> => Effect.succeed(reply)
 
@@ -591,11 +588,23 @@ export const make = (
     // on the channel of that waiter's store, so each message reaches one
     // process, not every subscriber of the namespace.
     const channel = `${releaseChannel(namespace)}:${randomBytes(8).toString("hex")}`
-    subscriber.client.on("message", (from: string, message: string) => {
-      if (from !== channel) return
+    const deliver = (message: string): void => {
       const parsed = parseReleaseMessage(message)
       if (parsed !== undefined) hub.signal(parsed.key, parsed.target, parsed.wake)
+    }
+    // Grants told by a releaser of this process (`storesByChannel`), until their
+    // pub/sub copy comes; bounded, for a copy that never comes or came first
+    // (a grant told twice is harmless: the waiter takes it once).
+    const toldInProcess = new BoundedMap<string, true>(1024)
+    subscriber.client.on("message", (from: string, message: string) => {
+      if (from !== channel || toldInProcess.delete(message)) return
+      deliver(message)
     })
+    storesByChannel.set(channel, (message) => {
+      toldInProcess.set(message, true)
+      deliver(message)
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(() => storesByChannel.delete(channel)))
 
     yield* Effect.gen(function*() {
       yield* connect(main, where, secrets)
