@@ -7,6 +7,7 @@ import type { LockKvError } from "../errors.js"
 import { LockLost } from "./errors.js"
 import * as metrics from "./metrics.js"
 import { withSpan } from "./tracing.js"
+import * as slots from "../slots.js"
 import * as time from "./time.js"
 import * as timers from "./timers.js"
 
@@ -46,7 +47,7 @@ export interface Lease {
   onLost: Array<() => void>
   /** The manager watching it, once tracked (saves a lookup on release). */
   manager: Manager | undefined
-  /** Its place in the manager's `leases` (-1 while not there). */
+  /** Its place in the manager's `leases` (see slots.ts). */
   slot: number
 }
 
@@ -137,12 +138,7 @@ export const renew = (
   })
 
 interface Manager {
-  /**
-   * The leases it watches. An array with O(1) removal by slot (the last lease
-   * takes the removed one's place), not a `Set`: every lock cycle adds and
-   * removes a fresh lease, and a `Set` of fresh objects costs several times
-   * more (see the alarms in timers.ts).
-   */
+  /** The leases it watches: every lock cycle adds and removes one (see slots.ts). */
   readonly leases: Array<Lease>
   /** Completing it wakes the manager to look at its leases again. */
   wake: Deferred.Deferred<void> | undefined
@@ -161,26 +157,6 @@ interface Manager {
 }
 
 const managers = new WeakMap<LockKv.Service, Manager>()
-
-const addLease = (manager: Manager, lease: Lease): void => {
-  lease.manager = manager
-  if (lease.slot >= 0) return
-  lease.slot = manager.leases.length
-  manager.leases.push(lease)
-}
-
-/** `true` when `lease` was there. */
-const removeLease = (manager: Manager, lease: Lease): boolean => {
-  const slot = lease.slot
-  if (slot < 0) return false
-  lease.slot = -1
-  const last = manager.leases.pop()!
-  if (last !== lease) {
-    manager.leases[slot] = last
-    last.slot = slot
-  }
-  return true
-}
 
 /** When the lease next needs the manager: its deadline, or its next renewal. */
 const nextDue = (lease: Lease): number => {
@@ -222,11 +198,11 @@ const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<neve
       for (const lease of manager.leases.slice()) {
         if (lease.slot < 0) continue
         if (lease.done) {
-          removeLease(manager, lease)
+          slots.remove(manager.leases, lease)
           continue
         }
         if (now >= lease.validUntil) {
-          removeLease(manager, lease)
+          slots.remove(manager.leases, lease)
           yield* declareLost(
             store.backend,
             lease,
@@ -276,7 +252,8 @@ export const track = (store: LockKv.Service, lease: Lease): Effect.Effect<void> 
   const manager = managers.get(store)
   if (manager === undefined) return Effect.suspend(() => startOrAdd(store, lease))
   // The common case is synchronous: no effect to run, no fiber to wake.
-  addLease(manager, lease)
+  lease.manager = manager
+  slots.add(manager.leases, lease)
   if (nextDue(lease) < manager.sleepingUntil) wakeUp(manager)
   return Effect.void
 }
@@ -285,7 +262,8 @@ const startOrAdd = (store: LockKv.Service, lease: Lease): Effect.Effect<void> =>
   const manager = managers.get(store)
   if (manager !== undefined) return track(store, lease)
   const created: Manager = { leases: [], wake: undefined, sleepingUntil: Infinity, releasedDue: Infinity, looks: 0 }
-  addLease(created, lease)
+  lease.manager = created
+  slots.add(created.leases, lease)
   managers.set(store, created)
   return Effect.asVoid(Effect.forkIn(runManager(store, created), store.lifetime))
 }
@@ -296,7 +274,7 @@ export const managerLooks = (store: LockKv.Service): number => managers.get(stor
 /** Ends the manager's work on `lease` (released): no renewal, no deadline. */
 export const untrack = (lease: Lease): void => {
   const manager = lease.manager
-  if (manager !== undefined && removeLease(manager, lease)) {
+  if (manager !== undefined && slots.remove(manager.leases, lease)) {
     manager.releasedDue = Math.min(manager.releasedDue, nextDue(lease))
   }
   lease.done = true

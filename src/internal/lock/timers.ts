@@ -6,6 +6,7 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Scope from "effect/Scope"
 import type { LockKv } from "../../LockKv.js"
+import * as slots from "../slots.js"
 import * as time from "./time.js"
 
 /**
@@ -18,34 +19,11 @@ import * as time from "./time.js"
  * the timer saw it: with the live Clock the timer is one Node timeout, with
  * any other (`TestClock`) a fiber sleeping on that Clock, so it drives them.
  */
-class Alarm {
-  /** Its place in `Timer.alarms` (-1 once out of it). */
-  index = -1
+class Alarm implements slots.Slotted {
+  /** Its place in `Timer.alarms` (see slots.ts). */
+  slot = -1
   cancelled = false
   constructor(readonly at: number, readonly ring: () => void) {}
-}
-
-/**
- * Every waiter sets an alarm and almost always cancels it (the turn, or a
- * release, comes first): an array with O(1) removal by index (the last alarm
- * takes the removed one's place) costs a fraction of a `Set`, whose
- * add/delete of fresh objects was measured at ~20 % of a contended in-memory
- * lock cycle with 8 fibers.
- */
-const add = (alarms: Array<Alarm>, alarm: Alarm): void => {
-  alarm.index = alarms.length
-  alarms.push(alarm)
-}
-
-const remove = (alarms: Array<Alarm>, alarm: Alarm): void => {
-  const index = alarm.index
-  if (index < 0) return
-  alarm.index = -1
-  const last = alarms.pop()!
-  if (last !== alarm) {
-    alarms[index] = last
-    last.index = index
-  }
 }
 
 interface Timer {
@@ -85,7 +63,7 @@ const ringDue = (timer: Timer, now: number): number => {
       const alarm = alarms[i]!
       if (alarm.at <= now) {
         // The last alarm moves into place i: look at i again.
-        remove(alarms, alarm)
+        slots.remove(alarms, alarm)
         due.push(alarm)
       } else {
         i++
@@ -170,13 +148,13 @@ export const whenStarted = <A, E, R>(store: LockKv.Service, effect: Effect.Effec
 export const setAlarm = (store: LockKv.Service, at: number, ring: () => void): () => void => {
   const timer = timers.get(store)!
   const alarm = new Alarm(at, ring)
-  add(timer.alarms, alarm)
+  slots.add(timer.alarms, alarm)
   if (at < timer.sleepingUntil) {
     if (timer.live !== undefined) armLive(timer, timer.live, at)
     else wakeUp(timer)
   }
   return () => {
     alarm.cancelled = true
-    remove(timer.alarms, alarm)
+    slots.remove(timer.alarms, alarm)
   }
 }
