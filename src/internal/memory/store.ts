@@ -34,13 +34,15 @@ const live = (entry: Entry, now: number): boolean => entry.expiresAt === undefin
 /** A key's fence without a value: expired since the epoch, so never live. */
 const tombstone = (fence: number): Entry => ({ value: "", expiresAt: 0, fence })
 
-/** The state once `key`'s value is gone: its fence stays behind, if it has one. */
-const without = (s: State, key: string, entry: Entry): State =>
-  entry.fence === 0
-    ? HashMap.remove(s, key)
-    : entry.expiresAt === 0
-    ? s
-    : HashMap.set(s, key, tombstone(entry.fence))
+/** What stays of `entry` once its value is gone: its fence, if it has one. */
+const leftover = (entry: Entry): Entry | undefined =>
+  entry.fence === 0 ? undefined : entry.expiresAt === 0 ? entry : tombstone(entry.fence)
+
+/** The state once `key`'s value (in `entry`) is gone. */
+const without = (s: State, key: string, entry: Entry): State => {
+  const rest = leftover(entry)
+  return rest === undefined ? HashMap.remove(s, key) : rest === entry ? s : HashMap.set(s, key, rest)
+}
 
 /** How often the sweeper drops expired entries that nobody read again. */
 const sweepInterval = Duration.seconds(1)
@@ -60,12 +62,7 @@ export const make = (
 
     const sweep = Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Ref.update(state, (s) =>
-        HashMap.filterMap(s, (entry) =>
-          live(entry, now)
-            ? Option.some(entry)
-            : entry.fence === 0
-            ? Option.none()
-            : Option.some(entry.expiresAt === 0 ? entry : tombstone(entry.fence)))))
+        HashMap.filterMap(s, (entry) => live(entry, now) ? Option.some(entry) : Option.fromNullable(leftover(entry)))))
     yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(sweepInterval)).pipe(Effect.delay(sweepInterval)))
 
     /** Runs `f` atomically on the state with the current clock time. */
