@@ -66,7 +66,8 @@ const targets: Array<Target> = []
 
 try {
   const redisVersion = await stats.version()
-  log(`bench: redis-server ${redisVersion} on ${server.url} (pid ${server.pid}); ${config.quick ? "quick" : "full"} run of ${config.scenarios.join(", ")}`)
+  log(`bench: redis-server ${redisVersion} on ${server.url} (pid ${server.pid}); ${config.quick ? "quick" : "full"} run of ${config.scenarios.join(", ")}` +
+    (config.contenders.length > 0 ? `, only contenders ${config.contenders.join(", ")} (partial)` : ""))
   results.meta = {
     date: new Date().toISOString(),
     mode: config.quick ? "quick" : "full",
@@ -87,15 +88,15 @@ try {
   }
   const scenarios: Record<ScenarioName, () => Promise<Outcome>> = {
     uncontended: async () => {
-      const { table, targets, ...json } = await runUncontended(server.url, stats, config.uncontended, log)
+      const { table, targets, ...json } = await runUncontended(server.url, stats, config.uncontended, log, config.contenders)
       return { json, table, targets }
     },
     contended: async () => {
-      const { table, targets, ...json } = await runContended(server.url, stats, config.contended, log)
+      const { table, targets, ...json } = await runContended(server.url, stats, config.contended, log, config.contenders)
       return { json, table, targets }
     },
     "cross-process": async () => {
-      const { table, targets, ...json } = await runCrossProcess(server.url, stats, config.crossProcess, log)
+      const { table, targets, ...json } = await runCrossProcess(server.url, stats, config.crossProcess, log, config.contenders)
       return { json, table, targets }
     },
     memory: async () => {

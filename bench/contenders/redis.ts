@@ -160,6 +160,70 @@ const floorInEffect: RedisContender = {
   }
 }
 
+/**
+ * Reference, not a library: the least a fair lock can do, in bare ioredis
+ * with Promises. Acquire is one script: `SET NX PX`, or join a FIFO list.
+ * Release is one script: pop the next waiter, make it the owner and `PUBLISH`
+ * to that waiter's client only (a token starts with its client's id, and each
+ * client subscribes to its own channel in `make`); a waiter of this process is
+ * told at once from the reply. No fence, no TTL for queue places, no
+ * dead-waiter skipping, no fallback: it is only sound in this bench. Under
+ * contention every acquisition is a hand-off from the releaser to the oldest
+ * waiter, so its acquisitions/s are about the most any lock that never lets
+ * the releaser barge can reach on this machine.
+ */
+const fairAcquire = `if redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2], "NX") then return 1 end
+redis.call("RPUSH", KEYS[2], ARGV[1]) return 0`
+const fairRelease = `if redis.call("GET", KEYS[1]) ~= ARGV[1] then return false end
+local nextOwner = redis.call("LPOP", KEYS[2])
+if not nextOwner then redis.call("DEL", KEYS[1]) return false end
+redis.call("SET", KEYS[1], nextOwner, "PX", ARGV[2])
+redis.call("PUBLISH", ARGV[3] .. string.match(nextOwner, "^[^.]+"), nextOwner) return nextOwner`
+/** Grants told in process, by token (the fair floor's waiters of this process). */
+const fairWaiters = new Map<string, () => void>()
+
+const fairFloor: RedisContender = {
+  id: "ref:fair-floor",
+  label: "ref: fair hand-off floor, bare ioredis",
+  setting: "-",
+  uncontended: false,
+  contended: true,
+  make: async (url, key) => {
+    const redis = await connect(url, "bench-ref-fair")
+    const subscriber = await connect(url, "bench-ref-fair-sub")
+    const keys = [`bench-fair:{${key}}`, `bench-fair:{${key}}:queue`] as const
+    const channels = `bench-fair:{${key}}:granted:`
+    const client = randomUUID()
+    const acquireSha = String(await redis.script("LOAD", fairAcquire))
+    const releaseSha = String(await redis.script("LOAD", fairRelease))
+    subscriber.on("message", (_channel: string, token: string) => fairWaiters.get(token)?.())
+    await subscriber.subscribe(channels + client)
+    const lock: PromiseLock = async (section) => {
+      const token = `${client}.${randomUUID()}`
+      // Listed before the try: a grant can arrive before the try's reply.
+      const turn = new Promise<void>((resolve) =>
+        fairWaiters.set(token, () => {
+          fairWaiters.delete(token)
+          resolve()
+        })
+      )
+      const acquired = await redis.evalsha(acquireSha, 2, ...keys, token, ttlMillis)
+      if (acquired === 1) fairWaiters.delete(token)
+      else await turn
+      try {
+        await section()
+      } finally {
+        const next = await redis.evalsha(releaseSha, 2, ...keys, token, ttlMillis, channels)
+        if (typeof next === "string") fairWaiters.get(next)?.()
+      }
+    }
+    return promiseClient(lock, async () => {
+      await quit(subscriber)
+      await quit(redis)
+    })
+  }
+}
+
 /** redlock 5 (single client), `using` (acquire, auto-extend, release), as the README shows. */
 const redlock = (setting: "default" | "fast"): RedisContender => ({
   id: `redlock@${setting}`,
@@ -269,6 +333,7 @@ export const redisContenders: ReadonlyArray<RedisContender> = [
   ping,
   scriptsOnly,
   floorInEffect,
+  fairFloor,
   redlock("default"),
   redlock("fast"),
   redisSemaphore("default"),
@@ -278,6 +343,16 @@ export const redisContenders: ReadonlyArray<RedisContender> = [
   effectLock("withLock"),
   effectLock("acquire")
 ]
+
+/** The contenders a run keeps: those whose id starts with one of `prefixes` (all without any). */
+export const selectContenders = (prefixes: ReadonlyArray<string>): ReadonlyArray<RedisContender> => {
+  const unknown = prefixes.filter((p) => !redisContenders.some((c) => c.id.startsWith(p)))
+  if (unknown.length > 0) {
+    throw new Error(`--contenders: no contender id starts with ${unknown.map((p) => JSON.stringify(p)).join(", ")} ` +
+      `(ids: ${redisContenders.map((c) => c.id).join(", ")})`)
+  }
+  return prefixes.length === 0 ? redisContenders : redisContenders.filter((c) => prefixes.some((p) => c.id.startsWith(p)))
+}
 
 export const findContender = (id: string): RedisContender => {
   const found = redisContenders.find((c) => c.id === id)

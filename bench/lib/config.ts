@@ -18,6 +18,8 @@ export interface BenchConfig {
   readonly quick: boolean
   readonly scenarios: ReadonlyArray<ScenarioName>
   readonly output: string
+  /** Redis contenders kept (by id prefix); empty: all of them. */
+  readonly contenders: ReadonlyArray<string>
   readonly uncontended: { readonly rounds: number; readonly roundMs: number; readonly warmupMs: number }
   readonly contended: {
     readonly rounds: number
@@ -42,12 +44,16 @@ export const usage = `usage: npm run bench -- [--quick] [--only <scenario>[,<sce
 scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d)
   --quick   about one minute: shorter rounds, fewer of them, 200k keys in memory-bound
   --only    run only these scenarios (repeatable or comma-separated)
-  --out     where to write the JSON (default bench/results/latest.json)`
+  --out     where to write the JSON (default bench/results/latest.json)
+  --contenders <id>[,<id>...]
+            run only the Redis contenders whose id starts with one of these
+            (e.g. floor,redis-semaphore,effect-lock); a partial run, for probing`
 
 export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
   let quick = false
   let output = "bench/results/latest.json"
   const only: Array<ScenarioName> = []
+  const contenders: Array<string> = []
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? arg.split("=", 2) as [string, string] : [arg, undefined]
@@ -67,6 +73,9 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
           if (!only.includes(scenario)) only.push(scenario)
         }
         break
+      case "--contenders":
+        contenders.push(...value().split(",").map((s) => s.trim()).filter((s) => s !== ""))
+        break
       case "--out":
         output = value()
         break
@@ -85,6 +94,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       quick,
       scenarios,
       output,
+      contenders,
       uncontended: { rounds: 2, roundMs: 400, warmupMs: 200 },
       contended: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
       crossProcess: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
@@ -95,6 +105,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       quick,
       scenarios,
       output,
+      contenders,
       // As many rounds as a scenario has contenders, so that each takes every place
       // in the rotating order once, and short ones, so that a slow stretch of this
       // shared machine falls on all of them rather than on one.

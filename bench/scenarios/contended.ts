@@ -14,7 +14,7 @@ import { measureRound } from "../lib/round.js"
 import { section } from "../lib/table.js"
 import type { Target } from "../lib/targets.js"
 import { now, within } from "../lib/time.js"
-import { type RedisClient, type RedisContender, redisContenders } from "../contenders/redis.js"
+import { type RedisClient, type RedisContender, selectContenders } from "../contenders/redis.js"
 import { type ContendedRow, contendedTable, contendedTargets, type Tally, toRow } from "./contention.js"
 
 export interface ContendedResult {
@@ -50,7 +50,8 @@ export const runContended = async (
   url: string,
   server: ServerStats,
   config: BenchConfig["contended"],
-  log: (line: string) => void
+  log: (line: string) => void,
+  only: ReadonlyArray<string> = []
 ): Promise<ContendedResult> => {
   const entries: Array<Entry> = []
   const runRound = async (entry: Entry, ms: number, stats: ReadonlyArray<LoopStats>) => {
@@ -64,7 +65,7 @@ export const runContended = async (
     return { ms: now() - start, violations: violations(), overrun: done === undefined }
   }
   try {
-    for (const contender of redisContenders.filter((c) => c.contended)) {
+    for (const contender of selectContenders(only).filter((c) => c.contended)) {
       const clients: Array<RedisClient> = []
       for (let i = 0; i < config.clients; i++) clients.push(await contender.make(url, `bench:b:${contender.id}`))
       const entry: Entry = {

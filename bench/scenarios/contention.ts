@@ -153,7 +153,7 @@ export const contendedTargets = (scenario: string, rows: ReadonlyArray<Contended
   const targets: Array<Target> = []
   const withLock = rows.find((r) => r.id === "effect-lock:withLock")
   if (withLock !== undefined) {
-    const best = bestOf(rows.filter((r) => !r.id.startsWith("effect-lock:")), (r) => r.acquisitionsPerSec)
+    const best = bestOf(rows.filter((r) => !r.id.startsWith("effect-lock:") && !r.id.startsWith("ref:")), (r) => r.acquisitionsPerSec)
     targets.push(
       // The best anchor: any other contender, each library at its defaults and at its fastest retry, and the floor.
       ...(best === undefined ? [] : [

@@ -21,7 +21,7 @@ import { type FromWorker, marker, type ToWorker, type WorkerResult } from "../li
 import { section } from "../lib/table.js"
 import type { Target } from "../lib/targets.js"
 import { within } from "../lib/time.js"
-import { type RedisContender, redisContenders } from "../contenders/redis.js"
+import { type RedisContender, selectContenders } from "../contenders/redis.js"
 import { overrunGraceMs } from "./contended.js"
 import { type ContendedRow, contendedTable, contendedTargets, type Tally, toRow } from "./contention.js"
 
@@ -97,12 +97,13 @@ export const runCrossProcess = async (
   url: string,
   server: ServerStats,
   config: BenchConfig["crossProcess"],
-  log: (line: string) => void
+  log: (line: string) => void,
+  only: ReadonlyArray<string> = []
 ): Promise<CrossProcessResult> => {
   const workers = Array.from({ length: config.clients }, startWorker)
   const all = <A>(f: (w: Worker) => Promise<A>) => Promise.all(workers.map(f))
   const probeKey = "bench:holders"
-  const entries: Array<Entry> = redisContenders.filter((c) => c.contended).map((contender) => ({
+  const entries: Array<Entry> = selectContenders(only).filter((c) => c.contended).map((contender) => ({
     contender,
     stats: workers.map(() => new LoopStats()),
     ms: 0,

@@ -17,7 +17,7 @@ import { distribution, ratio } from "../lib/stats.js"
 import { int, num, renderTable, section } from "../lib/table.js"
 import { atLeast, bestOf, isLibrary, type Target } from "../lib/targets.js"
 import { now } from "../lib/time.js"
-import { type RedisClient, redisContenders } from "../contenders/redis.js"
+import { type RedisClient, selectContenders } from "../contenders/redis.js"
 
 export interface UncontendedRow {
   readonly id: string
@@ -50,9 +50,10 @@ export const runUncontended = async (
   url: string,
   server: ServerStats,
   config: BenchConfig["uncontended"],
-  log: (line: string) => void
+  log: (line: string) => void,
+  only: ReadonlyArray<string> = []
 ): Promise<UncontendedResult> => {
-  const contenders = redisContenders.filter((c) => c.uncontended)
+  const contenders = selectContenders(only).filter((c) => c.uncontended)
   const entries: Array<{
     readonly contender: typeof contenders[number]
     readonly client: RedisClient
