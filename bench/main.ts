@@ -125,11 +125,10 @@ try {
     }
   }
 
-  tables.push(
-    section("targets (issue 4), from this run"),
-    targets.length === 0 ? "(none in the scenarios run)" : renderTable(
+  const targetTable = (rows: ReadonlyArray<Target>) =>
+    renderTable(
       ["scenario", "measure", "value", "target", "verdict"],
-      targets.map((t) => [
+      rows.map((t) => [
         t.scenario,
         t.name + (t.note === undefined ? "" : ` (${t.note})`),
         // Enough digits that a FAIL never prints as the target itself (3.004 vs ≤ 3).
@@ -138,7 +137,18 @@ try {
         t.verdict
       ])
     )
+  const own = targets.filter((t) => t.reference !== true)
+  const references = targets.filter((t) => t.reference === true)
+  tables.push(
+    section("targets (issue 4), from this run"),
+    own.length === 0 ? "(none in the scenarios run)" : targetTable(own)
   )
+  if (references.length > 0) {
+    tables.push(
+      section("the same targets held to the reference rows (not libraries): can a lock of that kind meet them here?"),
+      targetTable(references)
+    )
+  }
   const treeAfter = readTree()
   const changed = treeAfter.fingerprint !== tree.fingerprint
   if (changed) {

@@ -9,7 +9,15 @@ export interface Target {
   readonly target: string
   readonly verdict: Verdict
   readonly note?: string | undefined
+  /**
+   * Not effect-lock's figure: a reference row (not a library) held to the same
+   * target, to show whether any lock of its kind can meet it on this machine.
+   */
+  readonly reference?: true | undefined
 }
+
+/** The same target, read for a reference row (see `Target.reference`). */
+export const asReference = (target: Target): Target => ({ ...target, reference: true })
 
 const verdict = (value: number, ok: (v: number) => boolean): Verdict =>
   Number.isFinite(value) ? (ok(value) ? "PASS" : "FAIL") : "N/A"

@@ -6,7 +6,7 @@ import { type CommandCounts, perUnit, type ServerDelta } from "../lib/commands.j
 import { LoopStats } from "../lib/loop.js"
 import { distribution, ratio, Samples } from "../lib/stats.js"
 import { int, num, renderTable } from "../lib/table.js"
-import { atLeast, atMost, bestOf, type Target } from "../lib/targets.js"
+import { asReference, atLeast, atMost, bestOf, type Target } from "../lib/targets.js"
 
 export interface ContendedRow {
   readonly id: string
@@ -174,6 +174,20 @@ export const contendedTargets = (scenario: string, rows: ReadonlyArray<Contended
         3,
         "INFO commandstats, Lua-internal calls included"
       )
+    )
+  }
+  // The fair hand-off floor (a reference, see bench/README.md) against the same targets.
+  const fair = rows.find((r) => r.id === "ref:fair-floor")
+  const anchor = bestOf(rows.filter((r) => !r.id.startsWith("effect-lock:") && !r.id.startsWith("ref:")), (r) => r.acquisitionsPerSec)
+  if (fair !== undefined && anchor !== undefined) {
+    targets.push(
+      asReference(atLeast(
+        scenario,
+        `ref: fair hand-off floor acquisitions/s ÷ best anchor's (${anchor.label})`,
+        ratio(fair.acquisitionsPerSec, anchor.acquisitionsPerSec),
+        1
+      )),
+      asReference(atMost(scenario, "ref: fair hand-off floor max wait, ms", Math.max(fair.waitMs.max, fair.unfinishedWaitMs), 50))
     )
   }
   targets.push(

@@ -15,7 +15,7 @@ import { measureRound } from "../lib/round.js"
 import { LoopStats } from "../lib/loop.js"
 import { distribution, ratio } from "../lib/stats.js"
 import { int, num, renderTable, section } from "../lib/table.js"
-import { atLeast, bestOf, isLibrary, type Target } from "../lib/targets.js"
+import { asReference, atLeast, bestOf, isLibrary, type Target } from "../lib/targets.js"
 import { now } from "../lib/time.js"
 import { type RedisClient, selectContenders } from "../contenders/redis.js"
 
@@ -122,6 +122,19 @@ export const runUncontended = async (
       targets.push(
         atLeast(scenario, `effect-lock withLock ops/s ÷ fastest library's (${best.label})`, ratio(withLock.opsPerSec, best.opsPerSec), 1)
       )
+    }
+  }
+  // The floor's own two commands awaited in Effect: what any Effect-native lock reaches at most.
+  const inEffect = byId("ref:effect-floor")
+  if (inEffect !== undefined) {
+    targets.push(
+      asReference(atLeast(scenario, "ref: floor inside Effect ops/s ÷ floor ops/s", ratio(inEffect.opsPerSec, byId("floor")?.opsPerSec ?? NaN), 0.9))
+    )
+    const best = bestOf(rows.filter((r) => isLibrary(r.id)), (r) => r.opsPerSec)
+    if (best !== undefined) {
+      targets.push(asReference(
+        atLeast(scenario, `ref: floor inside Effect ops/s ÷ fastest library's (${best.label})`, ratio(inEffect.opsPerSec, best.opsPerSec), 1)
+      ))
     }
   }
 
