@@ -12,10 +12,18 @@ import * as Exit from "effect/Exit"
 import { Samples } from "./stats.js"
 import { now, sleep } from "./time.js"
 
-/** Detects overlapping critical sections: entered on entry, left on exit. */
+/**
+ * Detects overlapping critical sections: entered on entry, left on exit. A
+ * probe that needs no I/O (the in-process counter of (b)) gives `sync` forms:
+ * the loops then call it in line, so that it adds no asynchronous step to the
+ * section (an awaited resolved promise costs a Promise loop a microtask, an
+ * `Effect.promise` costs an Effect loop a suspension and a scheduler turn:
+ * unequal costs that measure the probe, not the lock).
+ */
 export interface Probe {
   readonly enter: () => Promise<void>
   readonly exit: () => Promise<void>
+  readonly sync?: { readonly enter: () => void; readonly exit: () => void } | undefined
 }
 
 /** Per-client results, accumulated over the rounds. */
@@ -100,6 +108,17 @@ export const promiseLoop = async (lock: PromiseLock, spec: LoopSpec): Promise<vo
       acquiredAt = now()
       return Promise.resolve()
     }
+    : probe?.sync !== undefined
+    ? async () => {
+      const sync = probe.sync!
+      acquiredAt = now()
+      sync.enter()
+      try {
+        if (holdMs > 0) await sleep(holdMs)
+      } finally {
+        sync.exit()
+      }
+    }
     : async () => {
       acquiredAt = now()
       if (probe !== undefined) await probe.enter()
@@ -135,8 +154,16 @@ export const effectLoop = <R>(lock: EffectLock<R>, spec: LoopSpec): Effect.Effec
     const mark = Effect.sync(() => {
       acquiredAt = now()
     })
-    const enter = probe === undefined ? Effect.void : Effect.promise(probe.enter)
-    const exit = probe === undefined ? Effect.void : Effect.promise(probe.exit)
+    const enter = probe === undefined
+      ? Effect.void
+      : probe.sync !== undefined
+      ? Effect.sync(probe.sync.enter)
+      : Effect.promise(probe.enter)
+    const exit = probe === undefined
+      ? Effect.void
+      : probe.sync !== undefined
+      ? Effect.sync(probe.sync.exit)
+      : Effect.promise(probe.exit)
     const section: Effect.Effect<void> = probe === undefined && holdMs === 0
       ? mark
       : Effect.zipRight(mark, Effect.acquireUseRelease(enter, () => Effect.sleep(Duration.millis(holdMs)), () => exit))

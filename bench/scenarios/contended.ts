@@ -29,15 +29,16 @@ export const overrunGraceMs = 30_000
 const holdersProbe = () => {
   let holders = 0
   let violations = 0
+  const enter = () => {
+    if (++holders > 1) violations++
+  }
+  const exit = () => {
+    holders--
+  }
   const probe: Probe = {
-    enter: () => {
-      if (++holders > 1) violations++
-      return Promise.resolve()
-    },
-    exit: () => {
-      holders--
-      return Promise.resolve()
-    }
+    enter: () => Promise.resolve(enter()),
+    exit: () => Promise.resolve(exit()),
+    sync: { enter, exit }
   }
   return { probe, violations: () => violations }
 }
