@@ -187,7 +187,14 @@ export const contendedTargets = (scenario: string, rows: ReadonlyArray<Contended
         ratio(fair.acquisitionsPerSec, anchor.acquisitionsPerSec),
         1
       )),
-      asReference(atMost(scenario, "ref: fair hand-off floor max wait, ms", Math.max(fair.waitMs.max, fair.unfinishedWaitMs), 50))
+      asReference(atMost(scenario, "ref: fair hand-off floor max wait, ms", Math.max(fair.waitMs.max, fair.unfinishedWaitMs), 50)),
+      asReference(atMost(
+        scenario,
+        "ref: fair hand-off floor commands executed per acquisition",
+        fair.executedPerAcquisition,
+        3,
+        "INFO commandstats, Lua-internal calls included"
+      ))
     )
   }
   targets.push(
