@@ -108,24 +108,15 @@ export const promiseLoop = async (lock: PromiseLock, spec: LoopSpec): Promise<vo
       acquiredAt = now()
       return Promise.resolve()
     }
-    : probe?.sync !== undefined
-    ? async () => {
-      const sync = probe.sync!
-      acquiredAt = now()
-      sync.enter()
-      try {
-        if (holdMs > 0) await sleep(holdMs)
-      } finally {
-        sync.exit()
-      }
-    }
     : async () => {
       acquiredAt = now()
-      if (probe !== undefined) await probe.enter()
+      if (probe?.sync !== undefined) probe.sync.enter()
+      else if (probe !== undefined) await probe.enter()
       try {
         if (holdMs > 0) await sleep(holdMs)
       } finally {
-        if (probe !== undefined) await probe.exit()
+        if (probe?.sync !== undefined) probe.sync.exit()
+        else if (probe !== undefined) await probe.exit()
       }
     }
   let pendingSince: number | undefined

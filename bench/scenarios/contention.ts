@@ -152,10 +152,11 @@ export const contendedTable = (rows: ReadonlyArray<ContendedRow>): string =>
 export const contendedTargets = (scenario: string, rows: ReadonlyArray<ContendedRow>): Array<Target> => {
   const targets: Array<Target> = []
   const withLock = rows.find((r) => r.id === "effect-lock:withLock")
+  // The best anchor: any other contender, each library at its defaults and at its fastest retry, and the floor.
+  const best = bestOf(rows.filter((r) => !r.id.startsWith("effect-lock:") && !r.id.startsWith("ref:")), (r) => r.acquisitionsPerSec)
+  const maxWait = (row: ContendedRow) => Math.max(row.waitMs.max, row.unfinishedWaitMs)
   if (withLock !== undefined) {
-    const best = bestOf(rows.filter((r) => !r.id.startsWith("effect-lock:") && !r.id.startsWith("ref:")), (r) => r.acquisitionsPerSec)
     targets.push(
-      // The best anchor: any other contender, each library at its defaults and at its fastest retry, and the floor.
       ...(best === undefined ? [] : [
         atLeast(
           scenario,
@@ -164,7 +165,7 @@ export const contendedTargets = (scenario: string, rows: ReadonlyArray<Contended
           1
         )
       ]),
-      atMost(scenario, "effect-lock withLock max wait, ms", Math.max(withLock.waitMs.max, withLock.unfinishedWaitMs), 50),
+      atMost(scenario, "effect-lock withLock max wait, ms", maxWait(withLock), 50),
       atLeast(scenario, "effect-lock withLock fairness (min/max per client)", withLock.fairness, 0.7),
       atMost(scenario, "effect-lock withLock commands sent per acquisition", withLock.sentPerAcquisition, 3),
       atMost(
@@ -178,16 +179,15 @@ export const contendedTargets = (scenario: string, rows: ReadonlyArray<Contended
   }
   // The fair hand-off floor (a reference, see bench/README.md) against the same targets.
   const fair = rows.find((r) => r.id === "ref:fair-floor")
-  const anchor = bestOf(rows.filter((r) => !r.id.startsWith("effect-lock:") && !r.id.startsWith("ref:")), (r) => r.acquisitionsPerSec)
-  if (fair !== undefined && anchor !== undefined) {
+  if (fair !== undefined && best !== undefined) {
     targets.push(
       asReference(atLeast(
         scenario,
-        `ref: fair hand-off floor acquisitions/s ÷ best anchor's (${anchor.label})`,
-        ratio(fair.acquisitionsPerSec, anchor.acquisitionsPerSec),
+        `ref: fair hand-off floor acquisitions/s ÷ best anchor's (${best.label})`,
+        ratio(fair.acquisitionsPerSec, best.acquisitionsPerSec),
         1
       )),
-      asReference(atMost(scenario, "ref: fair hand-off floor max wait, ms", Math.max(fair.waitMs.max, fair.unfinishedWaitMs), 50)),
+      asReference(atMost(scenario, "ref: fair hand-off floor max wait, ms", maxWait(fair), 50)),
       asReference(atMost(
         scenario,
         "ref: fair hand-off floor commands executed per acquisition",
