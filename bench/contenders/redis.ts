@@ -130,7 +130,9 @@ const scriptsOnly: RedisContender = {
 
 /**
  * Reference, not a library: the floor's two commands, each awaited as an
- * `Effect.async` in an Effect loop: what running in Effect costs at the least.
+ * `Effect.async` (on ioredis' Promise) in an Effect loop: what awaiting plain
+ * ioredis commands in Effect costs. Not a bound: effect-lock's store sends its
+ * commands more cheaply and has measured faster than this row.
  */
 const floorInEffect: RedisContender = {
   id: "ref:effect-floor",
