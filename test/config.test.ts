@@ -88,8 +88,34 @@ describe("LockKv.settings", () => {
       expect(yield* load({ LOCK_NAMESPACE: "app" })).toEqual({ _tag: "Memory", namespace: "app" })
       // The parts are not read without a host: a stray REDIS_PORT does not matter.
       expect(yield* load({ REDIS_PORT: "abc", REDIS_PASSWORD: "x" })).toEqual({ _tag: "Memory", namespace: "lock" })
-      // An empty value counts as unset.
-      expect(yield* load({ REDIS_URL: "", REDIS_HOST: " " })).toEqual({ _tag: "Memory", namespace: "lock" })
+      // An empty part counts as unset.
+      expect(yield* load({ REDIS_PORT: "", REDIS_PASSWORD: "" })).toEqual({ _tag: "Memory", namespace: "lock" })
+    }))
+
+  it.effect("an empty or blank REDIS_URL or REDIS_HOST is a ConfigError naming it, never memory", () =>
+    Effect.gen(function*() {
+      const cases: Array<[Record<string, string>, ReadonlyArray<string>]> = [
+        [{ REDIS_URL: "" }, ["REDIS_URL"]],
+        [{ REDIS_URL: "  " }, ["REDIS_URL"]],
+        [{ REDIS_HOST: "" }, ["REDIS_HOST"]],
+        [{ REDIS_HOST: "\t" }, ["REDIS_HOST"]],
+        [{ REDIS_URL: "", REDIS_HOST: " " }, ["REDIS_URL", "REDIS_HOST"]],
+        // Even with the other one set: the empty one is a mistake either way.
+        [{ REDIS_URL: "", REDIS_HOST: "redis.internal" }, ["REDIS_URL"]]
+      ]
+      for (const [entries, names] of cases) {
+        const error = yield* Effect.flip(load(entries))
+        expect(ConfigError.isConfigError(error), JSON.stringify(entries)).toBe(true)
+        for (const name of names) {
+          expect(String(error), JSON.stringify(entries)).toContain(`${name} is set but empty`)
+        }
+        expect(String(error)).toContain("unset it to use the in-memory store")
+      }
+      // The layer refuses it too: no store is built.
+      const exit = yield* Effect.exit(Effect.scoped(Layer.build(LockKv.layer)).pipe(
+        Effect.withConfigProvider(provider({ REDIS_URL: "" }))
+      ))
+      expect(Exit.isFailure(exit) && ConfigError.isConfigError(failureOf(exit))).toBe(true)
     }))
 
   it.effect("reads every part", () =>
