@@ -11,6 +11,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import { Redis } from "ioredis"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -337,6 +338,49 @@ describe("LockKv.layer connecting to Redis", () => {
       const error = asLockKvError(failureOf(wrongUser.exit))
       expect(printed(error)).not.toContain(password)
       expect(printed(error)).not.toContain(encodeURIComponent(password))
+    }))
+
+  it.scopedLive("a REDIS_DB the server does not have fails with LockKvError naming it; an existing one is used", () =>
+    Effect.gen(function*() {
+      const password = "se-cret-pw"
+      const server = yield* redisServerScoped({ args: ["--databases", "2", "--requirepass", password] })
+      const raw = yield* Effect.acquireRelease(
+        Effect.promise(async () => {
+          const client = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 1, password })
+          client.on("error", () => {})
+          await client.connect()
+          return client
+        }),
+        (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+      )
+      for (
+        const entries of [
+          { REDIS_HOST: "127.0.0.1", REDIS_PORT: String(server.port), REDIS_DB: "5", REDIS_PASSWORD: password },
+          { REDIS_URL: `${server.url}/5`, REDIS_PASSWORD: password },
+          { REDIS_URL: `redis://:${password}@127.0.0.1:${server.port}/5` }
+        ]
+      ) {
+        const { exit, logs } = yield* buildLayer(entries)
+        const error = asLockKvError(failureOf(exit))
+        expect(error.operation, JSON.stringify(entries)).toBe("connect")
+        expect(error.message).toMatch(/\bdatabase 5\b/)
+        const text = printed(error) + (Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "") + logs.join("\n")
+        expect(text).not.toContain(password)
+        // Nothing was written anywhere, least of all in database 0.
+        expect(yield* Effect.promise(() => raw.dbsize())).toBe(0)
+      }
+      const works = yield* buildLayer({
+        REDIS_HOST: "127.0.0.1",
+        REDIS_PORT: String(server.port),
+        REDIS_DB: "1",
+        REDIS_PASSWORD: password
+      })
+      expect(works.exit).toEqual(Exit.succeed(Option.some("ok")))
+      expect(works.logs.join("\n")).toContain("database 1")
+      // The key really is in database 1, not in 0.
+      expect(yield* Effect.promise(() => raw.get("lock:config-test"))).toBeNull()
+      yield* Effect.promise(() => raw.select(1))
+      expect(yield* Effect.promise(() => raw.get("lock:config-test"))).toBe("ok")
     }))
 
   it.scopedLive("TLS: a server without TLS fails the layer; a TLS server with its CA works", () =>
