@@ -372,6 +372,8 @@ const acquireConnection = (
         readyLatch.unsafeOpen()
       })
       const onNotReady = () => {
+        // A late event of an older connection: the current one is up (its `ready` decides).
+        if (client.status === "ready") return
         usable = false
         if (selectFailure === undefined) readyLatch.unsafeClose()
       }
