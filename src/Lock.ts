@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Option from "effect/Option"
@@ -14,6 +14,7 @@ import type * as Scope from "effect/Scope"
 import * as errors from "./internal/errors.js"
 import * as engine from "./internal/lock/engine.js"
 import * as lockErrors from "./internal/lock/errors.js"
+import * as leases from "./internal/lock/leases.js"
 import * as metrics from "./internal/lock/metrics.js"
 import type { LockKv, LockKvError } from "./LockKv.js"
 
@@ -49,8 +50,9 @@ export const LockLost: typeof lockErrors.LockLost = lockErrors.LockLost
 export type LockLost = lockErrors.LockLost
 
 /**
- * Invalid input (empty key, a ttl that is not a positive finite duration, a
- * negative or NaN wait), rejected before the store is touched.
+ * Invalid input (empty key, a ttl that is not a positive finite duration or is
+ * below `minimumTtl`, a negative or NaN wait), rejected before the store is
+ * touched.
  *
  * @since 0.1.0
  * @category errors
@@ -64,11 +66,26 @@ export const InvalidArgument: typeof errors.InvalidArgument = errors.InvalidArgu
 export type InvalidArgument = errors.InvalidArgument
 
 /**
+ * The smallest `ttl` a lock accepts: 93 ms. A lock is trusted for
+ * ttl − (1 % of ttl + 30 ms) after the command that set its TTL was sent, and
+ * that must leave its renewal, due at ttl/3, a full ttl/3 to be confirmed
+ * (ttl − margin ≥ 2·ttl/3). A smaller ttl fails with `InvalidArgument` (the
+ * store's own `set` accepts any positive TTL).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const minimumTtl: Duration.Duration = Duration.millis(leases.minimumTtlMillis)
+
+/**
  * @since 0.1.0
  * @category models
  */
 export interface Options {
-  /** Time to live of the key; every acquisition and renewal sets exactly this. Default 30 seconds. */
+  /**
+   * Time to live of the key; every acquisition and renewal sets exactly this.
+   * Default 30 seconds; at least `minimumTtl` (93 ms).
+   */
   readonly ttl?: Duration.DurationInput | undefined
   /** How long to keep trying. Default 10 seconds; `0` makes one try. */
   readonly wait?: Duration.DurationInput | undefined
@@ -99,7 +116,10 @@ export interface Handle {
    * writes from a holder that has been superseded.
    */
   readonly fence: number
-  /** Resets the TTL (default: the acquisition's ttl); fails with `LockLost` if the lock is no longer ours. */
+  /**
+   * Resets the TTL (default: the acquisition's ttl, else at least `minimumTtl`);
+   * fails with `LockLost` if the lock is no longer ours.
+   */
   readonly extend: (ttl?: Duration.DurationInput) => Effect.Effect<void, LockLost | LockKvError | InvalidArgument>
   /** Releases now; `false` when the lock had already expired or been taken (a no-op). */
   readonly release: Effect.Effect<boolean, LockKvError>

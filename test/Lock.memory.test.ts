@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Option, Schedule, TestClock } from "effect"
+import { Duration, Effect, Exit, Fiber, Option, Schedule, TestClock } from "effect"
 import { Lock, LockKv } from "../src/index.js"
 import * as leases from "../src/internal/lock/leases.js"
 import * as localQueue from "../src/internal/lock/localQueue.js"
@@ -57,6 +57,18 @@ describe("Lock on the memory backend (TestClock, exact times)", () => {
       const acquiredAt = yield* Fiber.join(waiter)
       expect(acquiredAt).toBe(100)
     }).pipe(provide))
+})
+
+describe("Lock.minimumTtl", () => {
+  it("is the smallest ttl whose validity outlasts a renewal sent at ttl/3 and confirmed a full ttl/3 later", () => {
+    const min = leases.minimumTtlMillis
+    expect(Duration.toMillis(Lock.minimumTtl)).toBe(min)
+    const trustedThroughFirstRenewal = (ttl: number) => leases.validityMillis(ttl) >= (2 * ttl) / 3
+    expect(trustedThroughFirstRenewal(min - 1)).toBe(false)
+    for (let ttl = min; ttl <= 100_000; ttl++) {
+      if (!trustedThroughFirstRenewal(ttl)) expect.fail(`ttl ${ttl} ms is not trusted through its first renewal`)
+    }
+  })
 })
 
 const Clock_now = () => Effect.clockWith((clock) => clock.currentTimeMillis)

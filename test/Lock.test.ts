@@ -1,6 +1,6 @@
 /** One behavioural suite for the lock combinators, run against both backends. */
 import { describe, expect } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, Option, Schedule } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Schedule } from "effect"
 import { Lock, LockKv } from "../src/index.js"
 import { backends } from "./support/backends.js"
 
@@ -296,6 +296,52 @@ for (const backend of backends) {
         }
         expect(yield* kv.get("k")).toEqual(Option.none())
         expect(yield* kv.fence("k")).toEqual(Option.none())
+      })))
+
+    backend.test("a ttl below Lock.minimumTtl fails with InvalidArgument naming it, before the store is touched", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        expect(Duration.toMillis(Lock.minimumTtl)).toBe(93)
+        const expectTooSmall = (result: { _tag: "Left"; left: unknown } | { _tag: "Right" }) => {
+          expect(result._tag === "Left" && result.left).toMatchObject({ _tag: "InvalidArgument", argument: "ttl" })
+          const message = result._tag === "Left" ? String((result.left as { message?: unknown }).message) : ""
+          expect(message).toContain("at least 93 ms")
+          expect(message).toContain("ttl/3")
+        }
+        for (const ttl of [92, "92 millis", Duration.millis(91.5), 31, "1 millis"] as const) {
+          expectTooSmall(yield* Effect.either(Lock.withLock(Effect.void, "small", { ttl })))
+          expectTooSmall(yield* Effect.either(Lock.tryWithLock(Effect.void, "small", { ttl })))
+          expectTooSmall(yield* Effect.either(Effect.scoped(Lock.acquire("small", { ttl }))))
+        }
+        expect(yield* kv.get("small")).toEqual(Option.none())
+        expect(yield* kv.fence("small")).toEqual(Option.none())
+        // extend(ttl) below the minimum: rejected, the TTL is left as it was.
+        yield* Effect.scoped(Effect.gen(function*() {
+          const handle = yield* Lock.acquire("small-extend", { ttl: "10 seconds", autoExtend: false })
+          expectTooSmall(yield* Effect.either(handle.extend("50 millis")))
+          const remaining = yield* kv.pttl("small-extend")
+          expect(Option.isSome(remaining) && Duration.toMillis(remaining.value)).toBeGreaterThan(5_000)
+          // Exactly the minimum is accepted.
+          yield* handle.extend(Lock.minimumTtl)
+          const after = yield* kv.pttl("small-extend")
+          expect(Option.isSome(after) && Duration.toMillis(after.value)).toBeLessThanOrEqual(93)
+        }))
+      })))
+
+    backend.test("a ttl of exactly Lock.minimumTtl holds, renewed over several ttls", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const holder = yield* Effect.fork(
+          Lock.withLock(Effect.as(Effect.sleep("600 millis"), "done"), "min", { ttl: Lock.minimumTtl })
+        )
+        yield* backend.settle
+        yield* elapseInSteps(300, 10)
+        // Three ttls in: still held, by renewals alone.
+        expect(Option.isSome(yield* kv.get("min"))).toBe(true)
+        expect(yield* Lock.tryWithLock(Effect.void, "min")).toEqual(Option.none())
+        yield* elapseInSteps(400, 10)
+        expect(yield* Fiber.join(holder)).toBe("done")
+        expect(yield* kv.get("min")).toEqual(Option.none())
       })))
   })
 }

@@ -11,6 +11,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import { Redis } from "ioredis"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -88,8 +89,34 @@ describe("LockKv.settings", () => {
       expect(yield* load({ LOCK_NAMESPACE: "app" })).toEqual({ _tag: "Memory", namespace: "app" })
       // The parts are not read without a host: a stray REDIS_PORT does not matter.
       expect(yield* load({ REDIS_PORT: "abc", REDIS_PASSWORD: "x" })).toEqual({ _tag: "Memory", namespace: "lock" })
-      // An empty value counts as unset.
-      expect(yield* load({ REDIS_URL: "", REDIS_HOST: " " })).toEqual({ _tag: "Memory", namespace: "lock" })
+      // An empty part counts as unset.
+      expect(yield* load({ REDIS_PORT: "", REDIS_PASSWORD: "" })).toEqual({ _tag: "Memory", namespace: "lock" })
+    }))
+
+  it.effect("an empty or blank REDIS_URL or REDIS_HOST is a ConfigError naming it, never memory", () =>
+    Effect.gen(function*() {
+      const cases: Array<[Record<string, string>, ReadonlyArray<string>]> = [
+        [{ REDIS_URL: "" }, ["REDIS_URL"]],
+        [{ REDIS_URL: "  " }, ["REDIS_URL"]],
+        [{ REDIS_HOST: "" }, ["REDIS_HOST"]],
+        [{ REDIS_HOST: "\t" }, ["REDIS_HOST"]],
+        [{ REDIS_URL: "", REDIS_HOST: " " }, ["REDIS_URL", "REDIS_HOST"]],
+        // Even with the other one set: the empty one is a mistake either way.
+        [{ REDIS_URL: "", REDIS_HOST: "redis.internal" }, ["REDIS_URL"]]
+      ]
+      for (const [entries, names] of cases) {
+        const error = yield* Effect.flip(load(entries))
+        expect(ConfigError.isConfigError(error), JSON.stringify(entries)).toBe(true)
+        for (const name of names) {
+          expect(String(error), JSON.stringify(entries)).toContain(`${name} is set but empty`)
+        }
+        expect(String(error)).toContain("unset it to use the in-memory store")
+      }
+      // The layer refuses it too: no store is built.
+      const exit = yield* Effect.exit(Effect.scoped(Layer.build(LockKv.layer)).pipe(
+        Effect.withConfigProvider(provider({ REDIS_URL: "" }))
+      ))
+      expect(Exit.isFailure(exit) && ConfigError.isConfigError(failureOf(exit))).toBe(true)
     }))
 
   it.effect("reads every part", () =>
@@ -311,6 +338,49 @@ describe("LockKv.layer connecting to Redis", () => {
       const error = asLockKvError(failureOf(wrongUser.exit))
       expect(printed(error)).not.toContain(password)
       expect(printed(error)).not.toContain(encodeURIComponent(password))
+    }))
+
+  it.scopedLive("a REDIS_DB the server does not have fails with LockKvError naming it; an existing one is used", () =>
+    Effect.gen(function*() {
+      const password = "se-cret-pw"
+      const server = yield* redisServerScoped({ args: ["--databases", "2", "--requirepass", password] })
+      const raw = yield* Effect.acquireRelease(
+        Effect.promise(async () => {
+          const client = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 1, password })
+          client.on("error", () => {})
+          await client.connect()
+          return client
+        }),
+        (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+      )
+      for (
+        const entries of [
+          { REDIS_HOST: "127.0.0.1", REDIS_PORT: String(server.port), REDIS_DB: "5", REDIS_PASSWORD: password },
+          { REDIS_URL: `${server.url}/5`, REDIS_PASSWORD: password },
+          { REDIS_URL: `redis://:${password}@127.0.0.1:${server.port}/5` }
+        ]
+      ) {
+        const { exit, logs } = yield* buildLayer(entries)
+        const error = asLockKvError(failureOf(exit))
+        expect(error.operation, JSON.stringify(entries)).toBe("connect")
+        expect(error.message).toMatch(/\bdatabase 5\b/)
+        const text = printed(error) + (Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "") + logs.join("\n")
+        expect(text).not.toContain(password)
+        // Nothing was written anywhere, least of all in database 0.
+        expect(yield* Effect.promise(() => raw.dbsize())).toBe(0)
+      }
+      const works = yield* buildLayer({
+        REDIS_HOST: "127.0.0.1",
+        REDIS_PORT: String(server.port),
+        REDIS_DB: "1",
+        REDIS_PASSWORD: password
+      })
+      expect(works.exit).toEqual(Exit.succeed(Option.some("ok")))
+      expect(works.logs.join("\n")).toContain("database 1")
+      // The key really is in database 1, not in 0.
+      expect(yield* Effect.promise(() => raw.get("lock:config-test"))).toBeNull()
+      yield* Effect.promise(() => raw.select(1))
+      expect(yield* Effect.promise(() => raw.get("lock:config-test"))).toBe("ok")
     }))
 
   it.scopedLive("TLS: a server without TLS fails the layer; a TLS server with its CA works", () =>

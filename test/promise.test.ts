@@ -1,8 +1,11 @@
 /** The Promise facade: the seed's useLock() on both backends. */
 import { afterEach, describe, expect, it } from "@effect/vitest"
+import * as EffectConfigError from "effect/ConfigError"
 import { fileURLToPath } from "node:url"
-import { useLock } from "../src/promise.js"
+import { inspect } from "node:util"
+import { ConfigError, type Kv, useLock } from "../src/promise.js"
 import { uniqueNamespace } from "./support/backends.js"
+import { freePort, startRedisServer } from "./support/redisServer.js"
 import { redisUrl } from "./support/redisUrl.js"
 import { runTs, withoutRedisEnv } from "./support/runProcess.js"
 
@@ -31,34 +34,46 @@ describe("effect-lock/promise", () => {
   }, 30_000)
 
   describe("in this process (memory: the test environment sets no REDIS_URL)", () => {
-    const saved = { url: process.env["REDIS_URL"], host: process.env["REDIS_HOST"] }
+    const names = ["REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_CONNECT_TIMEOUT"] as const
+    const saved = names.map((name) => [name, process.env[name]] as const)
+    /** The handles a test opened: all closed after it, so the next test starts with a new instance. */
+    const opened: Array<Kv> = []
+    const open = (): Kv => {
+      const kv = useLock()
+      opened.push(kv)
+      return kv
+    }
     afterEach(async () => {
-      await useLock().close()
-      for (const [name, value] of [["REDIS_URL", saved.url], ["REDIS_HOST", saved.host]] as const) {
+      await Promise.all(opened.splice(0).map((kv) => kv.close()))
+      for (const [name, value] of saved) {
         if (value === undefined) delete process.env[name]
         else process.env[name] = value
       }
     })
     const memoryOnly = () => {
-      delete process.env["REDIS_URL"]
-      delete process.env["REDIS_HOST"]
+      for (const name of names) delete process.env[name]
     }
+    const rejection = (promise: Promise<unknown>): Promise<unknown> =>
+      promise.then(() => expect.fail("expected a rejection"), (e: unknown) => e)
 
-    it("is the same instance on every call, and a new one after close()", async () => {
+    it("every call is a handle on one shared instance; a new instance once all are closed", async () => {
       memoryOnly()
-      const kv = useLock()
-      expect(useLock()).toBe(kv)
-      await kv.set("k", "v")
-      await kv.close()
-      const fresh = useLock()
-      expect(fresh).not.toBe(kv)
+      const a = open()
+      const b = open()
+      expect(b).not.toBe(a)
+      // One store: what one handle writes, the other reads.
+      await a.set("k", "v")
+      expect(await b.get("k")).toBe("v")
+      await a.close()
+      await b.close()
+      const fresh = open()
       // A new instance: the memory store starts empty.
       expect(await fresh.get("k")).toBeNull()
     })
 
     it("set NX/PX resolves true/false, get resolves the value or null, del the count", async () => {
       memoryOnly()
-      const kv = useLock()
+      const kv = open()
       expect(await kv.backend()).toBe("memory")
       expect(await kv.get("lock:a")).toBeNull()
       expect(await kv.set("lock:a", "me", { NX: true, PX: 5000 })).toBe(true)
@@ -71,25 +86,144 @@ describe("effect-lock/promise", () => {
 
     it("rejects with the typed error itself", async () => {
       memoryOnly()
-      const kv = useLock()
-      const error: unknown = await kv.set("", "v").then(() => undefined, (e: unknown) => e)
+      const kv = open()
+      const error = await rejection(kv.set("", "v"))
+      expect(error).toBeInstanceOf(Error)
       expect(error).toMatchObject({ _tag: "InvalidArgument" })
-      const both: unknown = await kv.set("k", "v", { NX: true, XX: true }).then(() => undefined, (e: unknown) => e)
+      const both = await rejection(kv.set("k", "v", { NX: true, XX: true }))
       expect(both).toMatchObject({ _tag: "InvalidArgument" })
     })
 
-    it("supports await using (Symbol.asyncDispose)", async () => {
+    it("await using closes only its own handle: the others keep working", async () => {
       memoryOnly()
-      const kv = useLock()
+      const other = open()
+      await other.set("shared", "1")
+      {
+        await using scoped = useLock()
+        expect(await scoped.get("shared")).toBe("1")
+      }
+      // The instance is still open for `other`: same store, same data.
+      expect(await other.get("shared")).toBe("1")
+      expect(await other.set("shared", "2")).toBe(true)
+    })
+
+    it("a closed handle rejects with a typed Error, not a string; close is idempotent", async () => {
+      memoryOnly()
+      const kv = open()
+      const keep = open()
+      await kv.close()
+      await kv.close()
       await kv[Symbol.asyncDispose]()
-      expect(useLock()).not.toBe(kv)
+      for (
+        const [operation, call] of [
+          ["get", () => kv.get("k")],
+          ["set", () => kv.set("k", "v")],
+          ["del", () => kv.del("k")],
+          ["compareAndDelete", () => kv.compareAndDelete("k", "v")],
+          ["backend", () => kv.backend()]
+        ] as const
+      ) {
+        const error = await rejection(call())
+        expect(error).toBeInstanceOf(Error)
+        expect(error).toMatchObject({ _tag: "LockKvError", operation })
+        expect(String((error as Error).message)).toContain("closed useLock() handle")
+      }
+      // Closing it twice did not close someone else's share.
+      expect(await keep.set("k", "v")).toBe(true)
+      await keep.close()
+      expect(await rejection(keep.get("k"))).toMatchObject({ _tag: "LockKvError", operation: "get" })
+    })
+
+    it("closing the last handle while calls are under way lets them finish first", async () => {
+      memoryOnly()
+      process.env["REDIS_URL"] = redisUrl()
+      const key = `inflight-${uniqueNamespace()}`
+      const kv = useLock()
+      // Called while the connection is still being made, closed in the same tick.
+      const calls = [kv.set(key, "v", { PX: 10_000 }), kv.backend()]
+      const closing = kv.close()
+      expect(await Promise.all(calls)).toEqual([true, "redis"])
+      await closing
+      expect(await rejection(kv.get(key))).toMatchObject({ _tag: "LockKvError", operation: "get" })
+      // The write really happened: a new instance finds it.
+      const fresh = open()
+      expect(await fresh.get(key)).toBe("v")
+      expect(await fresh.del(key)).toBe(1)
+    }, 15_000)
+
+    it("a defect rejects with an Error too, never a bare value", async () => {
+      memoryOnly()
+      const kv = open()
+      // Untyped input whose getter throws a string: a defect inside the call.
+      const options = {
+        get NX(): boolean {
+          throw "not an Error"
+        }
+      }
+      const error = await rejection(kv.set("k", "v", options))
+      expect(error).toBeInstanceOf(Error)
+      expect(error).toMatchObject({ _tag: "UnknownException", error: "not an Error" })
+      // The handle still works.
+      expect(await kv.set("k", "v")).toBe(true)
     })
 
     it("an unreachable Redis rejects with LockKvError, never falls back to memory", async () => {
       process.env["REDIS_URL"] = "redis://127.0.0.1:1"
-      const kv = useLock()
-      const error: unknown = await kv.get("k").then(() => undefined, (e: unknown) => e)
+      const kv = open()
+      const error = await rejection(kv.get("k"))
+      expect(error).toBeInstanceOf(Error)
       expect(error).toMatchObject({ _tag: "LockKvError" })
     }, 15_000)
+
+    it("a Redis down at the first call is tried again at the next: the failed build is not kept", async () => {
+      memoryOnly()
+      const port = await freePort()
+      process.env["REDIS_URL"] = `redis://127.0.0.1:${port}`
+      process.env["REDIS_CONNECT_TIMEOUT"] = "2s"
+      const kv = open()
+      for (let i = 0; i < 2; i++) {
+        const started = Date.now()
+        const error = await rejection(kv.get("k"))
+        expect(error).toMatchObject({ _tag: "LockKvError", operation: "connect" })
+        expect(Date.now() - started).toBeLessThan(3_000)
+      }
+      const server = await startRedisServer({ port })
+      try {
+        expect(await kv.backend()).toBe("redis")
+        expect(await kv.set("recovered", "yes", { PX: 10_000 })).toBe(true)
+        expect(await kv.get("recovered")).toBe("yes")
+        await kv.close()
+      } finally {
+        await server.stop()
+      }
+    }, 30_000)
+
+    it("an invalid configuration rejects with an Error tagged ConfigError naming the variable", async () => {
+      memoryOnly()
+      process.env["REDIS_HOST"] = "127.0.0.1"
+      process.env["REDIS_PORT"] = "abc"
+      const kv = open()
+      const error = await rejection(kv.get("k"))
+      expect(error).toBeInstanceOf(Error)
+      expect(error).toBeInstanceOf(ConfigError)
+      expect(error).toMatchObject({ _tag: "ConfigError" })
+      expect((error as Error).message).toContain("REDIS_PORT")
+      expect(EffectConfigError.isConfigError((error as Error).cause)).toBe(true)
+      // The next call reads the configuration again: fixed, it works.
+      delete process.env["REDIS_HOST"]
+      delete process.env["REDIS_PORT"]
+      expect(await kv.backend()).toBe("memory")
+    })
+
+    it("a ConfigError never carries a secret value", async () => {
+      memoryOnly()
+      process.env["REDIS_URL"] = "http://user:hunter2-promise@example"
+      const kv = open()
+      const error = await rejection(kv.get("k"))
+      expect(error).toMatchObject({ _tag: "ConfigError" })
+      const text = [String(error), JSON.stringify(error), inspect(error, { depth: 10 })].join("\n")
+      expect(text).toContain("REDIS_URL")
+      expect(text).not.toContain("hunter2-promise")
+    })
   })
 })

@@ -17,7 +17,7 @@ import { Redis } from "ioredis"
 import { createRequire } from "node:module"
 import { companionKey, namespaced, releaseChannel } from "../src/internal/keys.js"
 import * as LockKv from "../src/LockKv.js"
-import { redisServerScoped } from "./support/redisServer.js"
+import { redisServerScoped, startRedisServer } from "./support/redisServer.js"
 import { redisUrl } from "./support/redisUrl.js"
 
 const calculateSlot: (key: string) => number = createRequire(import.meta.url)("cluster-key-slot")
@@ -420,6 +420,54 @@ describe("Redis store: losing the server", () => {
         yield* kv.release("after-restart", `w${i}`)
       }
       expect(woken).toBe(true)
+    }))
+
+  it.scopedLive("a reconnect that cannot select the database never runs a command in another one", () =>
+    Effect.gen(function*() {
+      const ns = freshNamespace()
+      const first = yield* Effect.promise(() => startRedisServer({ args: ["--databases", "8"] }))
+      const port = first.port
+      const kv = yield* LockKv.makeRedis({ url: `${first.url}/5`, namespace: ns })
+      yield* kv.set("probe", "1")
+      yield* Effect.promise(() => first.stop())
+
+      // The same port, now a server with only databases 0 and 1.
+      const fewer = yield* redisServerScoped({ port, args: ["--databases", "2"] })
+      const messages: Array<string> = []
+      const deadline = Date.now() + 2_500
+      while (Date.now() < deadline) {
+        const calls: ReadonlyArray<Effect.Effect<unknown, LockKv.LockKvError | LockKv.InvalidArgument>> = [
+          kv.set("probe", "2"),
+          kv.acquire("job", "token", Duration.seconds(5))
+        ]
+        for (const call of calls) {
+          const { elapsed, result } = yield* timed(call)
+          expect(Either.isLeft(result), "a call succeeded on a server without database 5").toBe(true)
+          if (Either.isLeft(result)) {
+            expect(result.left._tag).toBe("LockKvError")
+            messages.push(result.left.message)
+          }
+          expect(elapsed).toBeLessThan(5_000)
+        }
+        yield* Effect.sleep(Duration.millis(100))
+      }
+      // It did reconnect, and said why it would not use the connection.
+      expect(messages.some((message) => /\bdatabase 5\b/.test(message)), messages.join("\n")).toBe(true)
+      const raw = yield* rawClient(fewer.url)
+      expect(yield* Effect.promise(() => raw.dbsize())).toBe(0)
+      yield* Effect.promise(() => raw.select(1))
+      expect(yield* Effect.promise(() => raw.dbsize())).toBe(0)
+      yield* Effect.promise(() => fewer.stop())
+
+      // A server with database 5 again: the store recovers by itself, in database 5.
+      const again = yield* redisServerScoped({ port, args: ["--databases", "8"] })
+      const { reconnected } = yield* untilReconnected(kv, 15_000)
+      expect(reconnected).toBe(true)
+      expect(yield* kv.set("probe", "3")).toBe(true)
+      const check = yield* rawClient(again.url)
+      expect(yield* Effect.promise(() => check.dbsize())).toBe(0)
+      yield* Effect.promise(() => check.select(5))
+      expect(yield* Effect.promise(() => check.get(`${ns}:probe`))).toBe("3")
     }))
 
   it.scopedLive("a frozen server: calls fail within 5 s, and succeed again once it thaws", () =>

@@ -13,9 +13,11 @@
  *   (`500ms`, `5s`, `1m`, `5 seconds`, or a number of milliseconds; default 5s).
  * - `LOCK_NAMESPACE`: the key prefix, default `lock`.
  *
- * Redis is selected when `REDIS_URL` or `REDIS_HOST` is set (an empty value
- * counts as unset); otherwise the store is in memory and the other `REDIS_*`
- * names are not read. `REDIS_URL` wins over the host/port/db parts, which are
+ * Redis is selected when `REDIS_URL` or `REDIS_HOST` is set; otherwise the
+ * store is in memory and the other `REDIS_*` names are not read. An empty (or
+ * blank) `REDIS_URL` or `REDIS_HOST` is a `ConfigError`, not "unset": a
+ * deployment that meant Redis and lost its value must not quietly run each
+ * process with a lock of its own. The other names count as unset when empty. `REDIS_URL` wins over the host/port/db parts, which are
  * then ignored; `REDIS_PASSWORD`, when set, overrides a password in the URL.
  * `REDIS_URL`, `REDIS_PASSWORD` and `REDIS_TLS_KEY` are `Redacted`, and no
  * error message repeats their values.
@@ -48,11 +50,15 @@ const optionalSecret = (
   )
 
 const raw = Config.all({
-  url: optionalSecret(
-    "REDIS_URL",
-    "redis://[user:password@]host[:port][/db] (rediss:// for TLS); selects the Redis store"
+  // Read as given: an empty value is refused below, not taken for "unset".
+  url: Config.redacted("REDIS_URL").pipe(
+    Config.withDescription("redis://[user:password@]host[:port][/db] (rediss:// for TLS); selects the Redis store"),
+    Config.option
   ),
-  host: optionalString("REDIS_HOST", "Redis host; selects the Redis store when REDIS_URL is not set"),
+  host: Config.string("REDIS_HOST").pipe(
+    Config.withDescription("Redis host; selects the Redis store when REDIS_URL is not set"),
+    Config.option
+  ),
   port: optionalString("REDIS_PORT", "Redis port, 1..65535 (default 6379)"),
   username: optionalString("REDIS_USERNAME", "Redis ACL user name"),
   password: optionalSecret("REDIS_PASSWORD", "Redis password; overrides a password in REDIS_URL"),
@@ -152,7 +158,17 @@ export const settings: Config.Config<LockKv.LockKv.Settings> = Config.mapOrFail(
     if (r.namespace.trim() === "") errors.push(invalid("LOCK_NAMESPACE", "must not be empty"))
     const namespace = r.namespace
 
-    if (Option.isNone(r.url) && Option.isNone(r.host)) {
+    // Set but empty selects neither backend: say so rather than fall back to memory.
+    const emptyUrl = Option.isSome(r.url) && Redacted.value(r.url.value).trim() === ""
+    const emptyHost = Option.isSome(r.host) && r.host.value.trim() === ""
+    if (emptyUrl) {
+      errors.push(invalid("REDIS_URL", "is set but empty: unset it to use the in-memory store, or give a URL"))
+    }
+    if (emptyHost) {
+      errors.push(invalid("REDIS_HOST", "is set but empty: unset it to use the in-memory store, or give a host"))
+    }
+
+    if (emptyUrl || emptyHost || (Option.isNone(r.url) && Option.isNone(r.host))) {
       return errors.length > 0 ? Either.left(errors.reduce(ConfigError.And)) : Either.right({ _tag: "Memory", namespace })
     }
 

@@ -65,12 +65,23 @@ const invalidSetOptions: FastCheck.Arbitrary<LockKv.LockKv.SetOptions> = FastChe
   FastCheck.constantFrom(null, "NX", 5).map((v) => untyped<LockKv.LockKv.SetOptions>(v))
 )
 
+/**
+ * A ttl no lock accepts: invalid anywhere, or a valid store TTL below
+ * `Lock.minimumTtl` (in milliseconds, as a string, or as a Duration).
+ */
+const invalidLockTtl: FastCheck.Arbitrary<Duration.DurationInput> = FastCheck.oneof(
+  invalidTtl,
+  FastCheck.integer({ min: 1, max: 92 }),
+  FastCheck.integer({ min: 1, max: 92 }).map((ms) => untyped<Duration.DurationInput>(`${ms} millis`)),
+  FastCheck.double({ min: 0.001, max: 92, noNaN: true }).map((ms) => Duration.millis(ms))
+)
+
 /** Options with at least one invalid field (ttl, wait or retry). */
 const invalidOptions = (wait: FastCheck.Arbitrary<Duration.DurationInput>): FastCheck.Arbitrary<Lock.Options> =>
   FastCheck.oneof(
-    invalidTtl.map((ttl) => ({ ttl })),
+    invalidLockTtl.map((ttl) => ({ ttl })),
     wait.map((w) => ({ wait: w })),
-    FastCheck.tuple(invalidTtl, wait).map(([ttl, w]) => ({ ttl, wait: w })),
+    FastCheck.tuple(invalidLockTtl, wait).map(([ttl, w]) => ({ ttl, wait: w })),
     FastCheck.constantFrom("1 second", 5, {}).map((retry) => ({ retry: untyped<Lock.Options["retry"]>(retry) }))
   )
 

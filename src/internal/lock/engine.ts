@@ -85,6 +85,23 @@ const checkWait = (wait: unknown): Duration.Duration | InvalidArgument => {
   }
 }
 
+/**
+ * `checkTtl`, plus the lock's own floor (`leases.minimumTtlMillis`): a smaller
+ * ttl is a valid store TTL, but a lock with it would always be lost.
+ */
+export const checkLockTtl = (ttl: unknown): Duration.Duration | InvalidArgument => {
+  const checked = checkTtl(ttl)
+  if (checked instanceof InvalidArgument) return checked
+  const millis = Duration.toMillis(checked)
+  if (millis >= leases.minimumTtlMillis) return checked
+  return new InvalidArgument({
+    argument: "ttl",
+    message: `ttl must be at least ${leases.minimumTtlMillis} ms (got ${millis} ms): a lock is trusted for ` +
+      `ttl − (${leases.marginFraction * 100} % of ttl + ${leases.marginFixedMillis} ms) after each renewal, ` +
+      "which must leave its renewal, due at ttl/3, a full ttl/3 to be confirmed"
+  })
+}
+
 /** The settings of calls without options, per key (immutable, so shared; at most 1024 keys, oldest dropped). */
 const defaultsByKey = new BoundedMap<string, Settings>(1024)
 
@@ -115,7 +132,7 @@ const checkSettings = (key: string, options: Options | undefined): Settings | In
   if (!Schedule.isSchedule(retry)) return new InvalidArgument({ argument: "retry", message: "retry must be a Schedule" })
   const keyError = checkKey(key)
   if (keyError !== undefined) return keyError
-  const ttl = options.ttl === undefined ? defaultTtl : checkTtl(options.ttl)
+  const ttl = options.ttl === undefined ? defaultTtl : checkLockTtl(options.ttl)
   if (ttl instanceof InvalidArgument) return ttl
   const wait = checkWait(options.wait)
   if (wait instanceof InvalidArgument) return wait
@@ -523,7 +540,7 @@ const makeHandle = (a: Acquisition): Handle => {
         if (lease.lostError !== undefined) return Effect.fail(lease.lostError)
         if (a.released) return Effect.fail(new LockLost({ key, message: `lock "${key}" was released` }))
         if (ttl === undefined) return leases.renew(a.store, lease, lease.ttlMillis)
-        const checked = checkTtl(ttl)
+        const checked = checkLockTtl(ttl)
         if (checked instanceof InvalidArgument) return Effect.fail(checked)
         return leases.renew(a.store, lease, Duration.toMillis(checked))
       }),

@@ -51,10 +51,27 @@ export interface Lease {
   slot: number
 }
 
+/**
+ * The validity margin, `marginFraction` of the ttl + `marginFixedMillis`: room
+ * for clock drift between this process and the store (the fraction) and for
+ * the time a reply takes to be read and acted on (the fixed part).
+ */
+export const marginFraction = 0.01
+export const marginFixedMillis = 30
+
 /** Time a lock is trusted for after the command that set its TTL was sent: ttl − (1 % of ttl + 30 ms). */
 export const validityMillis = (ttlMillis: number): number =>
   // Whole milliseconds, rounded down (earlier is safe): clocks compare exactly.
-  Math.max(0, Math.floor(ttlMillis - (ttlMillis * 0.01 + 30)))
+  Math.max(0, Math.floor(ttlMillis - (ttlMillis * marginFraction + marginFixedMillis)))
+
+/**
+ * The smallest ttl a lock accepts, in whole milliseconds. A renewal is due at
+ * ttl/3; the lock must still be trusted once that renewal has had a full ttl/3
+ * to be confirmed: ttl − margin ≥ 2·ttl/3, i.e.
+ * ttl ≥ marginFixedMillis / (1 − marginFraction − 2/3), about 93 ms. Below it
+ * every lock would be lost at its first renewal, or even before.
+ */
+export const minimumTtlMillis: number = Math.ceil(marginFixedMillis / (1 - marginFraction - 2 / 3))
 
 export const makeLease = (options: {
   readonly key: string

@@ -262,6 +262,13 @@ interface Connection {
   readonly client: Redis
   /** The last error the connection emitted (sanitized), to explain a failed connect. */
   readonly lastError: () => Error | undefined
+  /**
+   * Ready, and in the database asked for: commands may be sent. Not the same as
+   * `client.status === "ready"`, which ioredis also reports after a failed SELECT.
+   */
+  readonly usable: () => boolean
+  /** Why the current connection could not select its database, if it could not. */
+  readonly selectFailure: () => LockKvError | undefined
   readonly awaitReady: (operation: string) => Effect.Effect<void, LockKvError>
 }
 
@@ -280,13 +287,28 @@ const closeClient = (client: Redis): Effect.Effect<void> =>
     )
   })
 
+/** The reply to the SELECT ioredis sends on every new connection (ioredis attaches the command to reply errors). */
+const isSelectError = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "command" in error &&
+  typeof error.command === "object" && error.command !== null && "name" in error.command &&
+  error.command.name === "select"
+
 /**
  * Creates a client (with `create`) held until the scope closes. An `error`
  * listener is attached before anything can emit, so ioredis never reports an
  * unhandled error event.
+ *
+ * The database: ioredis sends `SELECT db` on every new connection, before its
+ * ready check, but when SELECT fails it only emits an `error` and goes on to
+ * `ready`, so commands would run in database 0. Here a connection counts as
+ * usable only once `ready` has come without a failed SELECT (the SELECT reply
+ * precedes the ready check's, so its error is known by then); otherwise the
+ * connection is dropped and retried, and calls fail at once with the reason.
  */
 const acquireConnection = (
   role: string,
+  db: number,
+  where: string,
   secrets: ReadonlyArray<string>,
   runtime: Runtime.Runtime<never>,
   create: (retryStrategy: (times: number) => number | null) => Redis
@@ -295,11 +317,17 @@ const acquireConnection = (
     Effect.sync(() => {
       let readyOnce = false
       let lastError: Error | undefined
+      let usable = false
+      let selectFailure: LockKvError | undefined
+      // Connections in a row that came up in the wrong database: ioredis restarts
+      // its retry count at every `ready`, so the backoff would never grow.
+      let failedSelects = 0
       // Reconnect with capped exponential backoff once the connection has been
       // ready; while first connecting, give up at once so the build fails fast.
       const retryStrategy = (times: number): number | null => {
         if (!readyOnce) return null
-        const base = Math.min(100 * 2 ** Math.min(times - 1, 5), maxReconnectDelayMillis)
+        const attempt = times + failedSelects
+        const base = Math.min(100 * 2 ** Math.min(attempt - 1, 5), maxReconnectDelayMillis)
         return Math.round(base * (0.8 + Math.random() * 0.4))
       }
       const client = create(retryStrategy)
@@ -313,14 +341,41 @@ const acquireConnection = (
       }
       client.on("error", (error: unknown) => {
         lastError = sanitize(error, secrets)
+        if (isSelectError(error)) {
+          selectFailure = new LockKvError({
+            operation: "connect",
+            message: `Redis at ${where} cannot use database ${db}: ${lastError.message}`,
+            cause: lastError
+          })
+        }
         log(`effect-lock: Redis ${role} connection error: ${lastError.name}: ${lastError.message}`)
       })
+      // A new connection: its SELECT is still to come.
+      client.on("connect", () => {
+        usable = false
+        selectFailure = undefined
+        readyLatch.unsafeClose()
+      })
       client.on("ready", () => {
+        if (selectFailure !== undefined) {
+          failedSelects++
+          log(`effect-lock: Redis ${role} connection is not in database ${db}; dropping it`)
+          // Drop it before anything is sent on it; once it has been usable, try again later.
+          client.disconnect(readyOnce)
+          // Wake the waiters: they fail at once with the reason.
+          readyLatch.unsafeOpen()
+          return
+        }
+        failedSelects = 0
         readyOnce = true
+        usable = true
         readyLatch.unsafeOpen()
       })
       const onNotReady = () => {
-        if (client.status !== "ready") readyLatch.unsafeClose()
+        // A late event of an older connection: the current one is up (its `ready` decides).
+        if (client.status === "ready") return
+        usable = false
+        if (selectFailure === undefined) readyLatch.unsafeClose()
       }
       client.on("close", onNotReady)
       client.on("reconnecting", () => {
@@ -328,28 +383,38 @@ const acquireConnection = (
         log(`effect-lock: Redis ${role} connection lost, reconnecting`)
       })
       // Wake the waiters so they see the final status and fail.
-      client.on("end", () => readyLatch.unsafeOpen())
+      client.on("end", () => {
+        usable = false
+        readyLatch.unsafeOpen()
+      })
 
+      const isUsable = () => usable && client.status === "ready"
       const awaitReady = (operation: string): Effect.Effect<void, LockKvError> => {
         const loop: Effect.Effect<void, LockKvError> = Effect.suspend(() => {
-          switch (client.status) {
-            case "ready":
-              return Effect.void
-            case "end":
-              return Effect.fail(new LockKvError({ operation, message: "the connection to Redis is closed" }))
-            default:
-              // Events arrive a tick after the status changes: re-check after a short pause.
-              return readyLatch.await.pipe(Effect.zipRight(Effect.sleep(Duration.millis(5))), Effect.zipRight(loop))
+          if (isUsable()) return Effect.void
+          if (selectFailure !== undefined) {
+            return Effect.fail(new LockKvError({ operation, message: selectFailure.message, cause: selectFailure.cause }))
           }
+          if (client.status === "end") {
+            return Effect.fail(new LockKvError({ operation, message: "the connection to Redis is closed" }))
+          }
+          // Events arrive a tick after the status changes: re-check after a short pause.
+          return readyLatch.await.pipe(Effect.zipRight(Effect.sleep(Duration.millis(5))), Effect.zipRight(loop))
         })
         return loop
       }
-      return { client, lastError: () => lastError, awaitReady }
+      return {
+        client,
+        lastError: () => lastError,
+        usable: isUsable,
+        selectFailure: () => selectFailure,
+        awaitReady
+      }
     }),
     ({ client }) => closeClient(client)
   )
 
-/** Connects eagerly; a failure says why (unreachable, credentials refused, TLS). */
+/** Connects eagerly; a failure says why (unreachable, credentials refused, TLS, no such database). */
 const connect = (
   connection: Connection,
   where: string,
@@ -365,7 +430,13 @@ const connect = (
         : `cannot connect to Redis at ${where}: ${cause.message}`
       return new LockKvError({ operation: "connect", message, cause })
     }
-  })
+  }).pipe(
+    // Connected, but not in the database asked for: never use it.
+    Effect.zipRight(Effect.suspend(() => {
+      const failure = connection.selectFailure()
+      return failure === undefined ? Effect.void : Effect.fail(failure)
+    }))
+  )
 
 // -----------------------------------------------------------------------------
 // The store
@@ -545,7 +616,7 @@ export const make = (
     const runtime = yield* Effect.runtime<never>()
     const connectTimeoutMillis = Math.max(1, Math.ceil(Duration.toMillis(resolved.connectTimeout)))
 
-    const main = yield* acquireConnection("command", secrets, runtime, (retryStrategy) => {
+    const main = yield* acquireConnection("command", resolved.db, where, secrets, runtime, (retryStrategy) => {
       const clientOptions: IORedisOptions = {
         host: resolved.host,
         port: resolved.port,
@@ -575,8 +646,10 @@ export const make = (
       }
       return new Redis(clientOptions)
     })
-    const subscriber = yield* acquireConnection("subscriber", secrets, runtime, (retryStrategy) =>
+    // Pub/sub ignores the database: the subscriber stays in 0 and sends no SELECT.
+    const subscriber = yield* acquireConnection("subscriber", 0, where, secrets, runtime, (retryStrategy) =>
       main.client.duplicate({
+        db: 0,
         retryStrategy,
         connectionName: "effect-lock-sub",
         commandTimeout: commandTimeoutMillis,
@@ -714,7 +787,7 @@ export const make = (
       convert: (reply: unknown) => Effect.Effect<A, LockKvError>
     ): Effect.Effect<A, LockKvError> =>
       Effect.async<A, LockKvError>((resume) => {
-        if (client.status === "ready") dispatch(operation, run, convert, resume)
+        if (main.usable()) dispatch(operation, run, convert, resume)
         else resume(afterReady(operation, run, convert))
       })
 
