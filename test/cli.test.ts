@@ -4,9 +4,7 @@
  * its own namespace and temp directory; every process is killed afterwards.
  */
 import { it as itEffect } from "@effect/vitest"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/TestClock"
 import { Redis } from "ioredis"
@@ -15,9 +13,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import * as DurationParser from "../src/cli/duration.js"
 import * as Progress from "../src/cli/progress.js"
-import { cliEnv, isAlive, killAll, runCli, startCli, waitFor } from "./support/cli.js"
+import { cliEnv, isAlive, killAll, runCli, runCliOnTty, startCli, waitFor } from "./support/cli.js"
 import { redisUrl } from "./support/redisUrl.js"
 
 let redis: Redis
@@ -160,6 +157,96 @@ describe("effect-lock exec", { timeout: 60_000 }, () => {
     expect(unreachable.stderr).not.toContain("hunter2")
   })
 
+  it("refuses unknown options, missing values and stray arguments with exit 2, and runs nothing", async () => {
+    const ran = shell(`touch "$1/ran"`)
+    const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+      // A mistyped flag before -- was once run as the command (exit 127).
+      [["exec", "typo", "--no-wiat", "--", ...ran], "unknown option --no-wiat (did you mean --no-wait?)"],
+      [["exec", "typo", "--ttl", "--", ...ran], "--ttl needs a value"],
+      [["exec", "typo", "--ttl", "--quiet", "--", ...ran], "--ttl needs a value"],
+      [["exec", "typo", "--quiet=yes", "--", ...ran], "--quiet takes no value"],
+      [["exec", "typo", "sh", "--", ...ran], "unexpected argument \"sh\" (the command goes after --)"],
+      [["exec", "--", ...ran], "missing <key>"],
+      [["exec", "typo", "--"], "missing <command> after --"],
+      [["exec", "typo"], "missing -- <command>"],
+      [["exec", "typo", "--conflict-exit-code", "256", "--", ...ran], "--conflict-exit-code must be an integer 0..255"],
+      [["exce", "typo", "--", ...ran], "unknown command \"exce\" (did you mean exec?)"],
+      [["status", "a", "b"], "unexpected argument \"b\""],
+      [["status", "typo", "--jsno"], "unknown option --jsno (did you mean --json?)"]
+    ]
+    const results = await Promise.all(cases.map(([args]) => runCli(args, { env })))
+    results.forEach((result, i) => {
+      const [args, message] = cases[i]!
+      expect(result.code, args.join(" ")).toBe(2)
+      expect(result.stderr, args.join(" ")).toContain(`effect-lock: ${message}`)
+      expect(result.stderr, args.join(" ")).toMatch(/\nUsage: effect-lock /)
+      expect(result.stdout, args.join(" ")).toBe("")
+    })
+    expect(results[0]!.stderr).toContain("Usage: effect-lock exec <key> [options] -- <command> [args...]")
+    expect(existsSync(file("ran"))).toBe(false)
+    expect(await redis.exists(rawKey("typo"))).toBe(0)
+  })
+
+  it("--quiet: a skipped run prints nothing, errors still print", async () => {
+    const holding = startCli(["exec", "cron", "--", ...holder("holder")], { env })
+    await waitFor("the holder to start", () => existsSync(file("holder.pid")))
+
+    const [skipped, short, waited, unreachable] = await Promise.all([
+      // The README's cron line: silent, and a success.
+      runCli(["exec", "cron", "--no-wait", "--quiet", "--conflict-exit-code", "0", "--", "true"], { env }),
+      runCli(["exec", "cron", "--no-wait", "-q", "--", "true"], { env }),
+      runCli(["exec", "cron", "--wait", "300ms", "-q", "--", "true"], { env }),
+      runCli(["exec", "cron", "--quiet", "--", "true"], {
+        env: cliEnv({ REDIS_URL: "redis://127.0.0.1:1", REDIS_CONNECT_TIMEOUT: "2s" })
+      })
+    ])
+    expect([skipped.code, skipped.stdout, skipped.stderr]).toEqual([0, "", ""])
+    expect([short.code, short.stderr]).toEqual([1, ""])
+    expect([waited.code, waited.stderr]).toEqual([1, ""])
+    expect(unreachable.code).toBe(2)
+    expect(unreachable.stderr).toContain("effect-lock: cannot use Redis")
+
+    // On a terminal the wait shows a progress line, except with --quiet.
+    const [loud, quiet] = await Promise.all([
+      runCliOnTty(["exec", "cron", "--wait", "1s", "--", "true"], { env }),
+      runCliOnTty(["exec", "cron", "--wait", "1s", "--quiet", "--", "true"], { env })
+    ])
+    expect(loud.code).toBe(1)
+    expect(loud.stdout).toContain("waiting for lock cron")
+    expect(loud.stdout).toContain(`lock "cron" is held elsewhere`)
+    expect([quiet.code, quiet.stdout]).toEqual([1, ""])
+
+    writeFileSync(file("holder.stop"), "")
+    expect((await holding.result).code).toBe(0)
+  })
+
+  it("--wait infinity waits past the 10 s default and acquires on release; --ttl infinity is refused", async () => {
+    const holding = startCli(["exec", "forever", "--", ...holder("holder")], { env })
+    await waitFor("the holder to start", () => existsSync(file("holder.pid")))
+    const waiter = startCli(["exec", "forever", "--wait", "infinity", "--", ...shell(`touch "$1/waiter-ran"`)], {
+      env
+    })
+    let settled = false
+    void waiter.result.then(() => (settled = true))
+    const subscribers = async () =>
+      ((await redis.pubsub("CHANNELS", `${namespace}:__released__:*`)) as Array<unknown>).length
+    await waitFor("the waiter to connect", async () => (await subscribers()) >= 2)
+    // Past the default wait (10 s): a finite wait would have ended with the conflict code by now.
+    await new Promise((resolve) => setTimeout(resolve, 10_500))
+    expect(settled).toBe(false)
+    expect(existsSync(file("waiter-ran"))).toBe(false)
+
+    writeFileSync(file("holder.stop"), "")
+    expect((await holding.result).code).toBe(0)
+    const result = await waiter.result
+    expect(result.code, result.stderr).toBe(0)
+    expect(existsSync(file("waiter-ran"))).toBe(true)
+
+    const endlessTtl = await runCli(["exec", "forever", "--ttl", "infinity", "--", "true"], { env })
+    expect(endlessTtl.code).toBe(2)
+    expect(endlessTtl.stderr).toContain("effect-lock: --ttl must be finite")
+  })
+
   it("terminates a command that outlives a lost lock (SIGTERM, then SIGKILL) and exits 3", async () => {
     // The command ignores SIGTERM, so only the SIGKILL after --kill-grace ends it.
     const cli = startCli(
@@ -212,6 +299,7 @@ describe("effect-lock status / release", { timeout: 60_000 }, () => {
     expect(heldStatus.ttlMs).toBeLessThanOrEqual(2_000)
 
     const human = await runCli(["status", "inspect"], { env })
+    expect(human.code).toBe(0)
     expect(human.stdout).toContain(`lock "inspect" (namespace "${namespace}"): held, expires in`)
     expect(human.stdout).toContain(`fence ${heldStatus.fence}`)
 
@@ -226,7 +314,9 @@ describe("effect-lock status / release", { timeout: 60_000 }, () => {
     expect(forced.stdout).toContain(`released lock "inspect"`)
     expect((await holding.result).code).toBe(3)
 
+    // Exit 1 when free, like a `flock -n` probe; the JSON is still printed.
     const free = await runCli(["status", "inspect", "--json"], { env })
+    expect(free.code).toBe(1)
     expect(JSON.parse(free.stdout)).toEqual({
       key: "inspect",
       namespace,
@@ -241,38 +331,57 @@ describe("effect-lock status / release", { timeout: 60_000 }, () => {
     const result = await runCli(["exec", "ns", "--namespace", other, "--", ...shell(`echo $$ > "$1/ns.pid"`)], { env })
     expect(result.code).toBe(0)
     const status = await runCli(["status", "ns", "--namespace", other, "--json"], { env })
+    expect(status.code).toBe(1)
     expect(JSON.parse(status.stdout)).toMatchObject({ namespace: other, held: false, fence: 1 })
     await redis.del(`{${other}:ns}:fence`)
   })
 
-  it("prints help with examples for every command", async () => {
-    const results = await Promise.all(
-      [["--help"], ["exec", "--help"], ["status", "--help"], ["release", "--help"]].map((args) => runCli(args, { env }))
-    )
-    for (const result of results) {
-      expect(result.code).toBe(0)
-      expect(result.stdout).toContain("EXAMPLES")
-    }
+  it("status exits 1 when free and 2 when Redis cannot be used", async () => {
+    const [free, freeJson, unconfigured, unreachable] = await Promise.all([
+      runCli(["status", "never-taken"], { env }),
+      runCli(["status", "never-taken", "--json"], { env }),
+      runCli(["status", "never-taken", "--json"], { env: cliEnv({}) }),
+      runCli(["status", "never-taken"], { env: cliEnv({ REDIS_URL: "redis://127.0.0.1:1", REDIS_CONNECT_TIMEOUT: "2s" }) })
+    ])
+    expect([free.code, free.stdout.trim()]).toEqual([1, `lock "never-taken" (namespace "${namespace}"): free`])
+    expect(freeJson.code).toBe(1)
+    expect(JSON.parse(freeJson.stdout)).toMatchObject({ held: false, fence: null })
+    expect([unconfigured.code, unconfigured.stdout]).toEqual([2, ""])
+    expect(unconfigured.stderr).toContain("Redis is not configured")
+    expect([unreachable.code, unreachable.stdout]).toEqual([2, ""])
+    expect(unreachable.stderr).toContain("cannot use Redis")
+  })
+
+  it("prints plain help (no colours, the program's name in Usage) and the version", async () => {
+    const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+      [["--help"], "Usage: effect-lock <exec|status|release>"],
+      [["-h"], "Usage: effect-lock <exec|status|release>"],
+      [["exec", "--help"], "Usage: effect-lock exec <key> [options] -- <command> [args...]"],
+      [["exec", "k", "-h", "--", "true"], "Usage: effect-lock exec <key> [options] -- <command> [args...]"],
+      [["status", "--help"], "Usage: effect-lock status <key>"],
+      [["release", "-h"], "Usage: effect-lock release <key> --force"]
+    ]
+    // FORCE_COLOR as a terminal-less colour request: the help stays plain whatever the environment says.
+    const results = await Promise.all(cases.map(([args]) => runCli(args, { env: { ...env, FORCE_COLOR: "1" } })))
+    results.forEach((result, i) => {
+      const [args, usage] = cases[i]!
+      expect(result.code, args.join(" ")).toBe(0)
+      expect(result.stdout.startsWith(usage), args.join(" ")).toBe(true)
+      expect(result.stdout).toContain("Examples:\n")
+      expect(result.stdout).not.toContain("\x1b")
+      expect(result.stderr).toBe("")
+    })
+    expect(results[2]!.stdout).toContain("--wait infinity")
+    expect(results[2]!.stdout).toContain("-q, --quiet")
+    expect(results[4]!.stdout.replace(/\s+/g, " ")).toContain("0 when the lock is held, 1 when it is free")
+
+    const version = await runCli(["--version"], { env })
+    const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
+    expect([version.code, version.stdout]).toEqual([0, `${manifest.version}\n`])
   })
 })
 
 describe("effect-lock internals", () => {
-  it("reads durations: short units, compounds, Effect's spelling; no bare numbers", () => {
-    const millis = (text: string) => Either.map(DurationParser.parse(text), Duration.toMillis)
-    expect(millis("500ms")).toEqual(Either.right(500))
-    expect(millis("30s")).toEqual(Either.right(30_000))
-    expect(millis("2m")).toEqual(Either.right(120_000))
-    expect(millis("1m30s")).toEqual(Either.right(90_000))
-    expect(millis("1.5h")).toEqual(Either.right(5_400_000))
-    expect(millis("30 seconds")).toEqual(Either.right(30_000))
-    expect(millis("1 minute")).toEqual(Either.right(60_000))
-    expect(millis("0")).toEqual(Either.right(0))
-    for (const bad of ["30", "-1s", "abc", "", "5 parsecs", "1x"]) {
-      expect(Either.isLeft(DurationParser.parse(bad)), bad).toBe(true)
-    }
-    expect(Either.isLeft(DurationParser.parsePositive("0s"))).toBe(true)
-  })
-
   itEffect.effect("draws the waiting line on a TTY, erases it at the end, and stays silent otherwise", () =>
     Effect.gen(function*() {
       const tty: Array<string> = []

@@ -1,285 +1,484 @@
 /**
- * The command-line interface: `exec`, `status` and `release`, parsed with
- * `@effect/cli`, and `run`, which turns an argv into an exit code.
+ * The command-line interface: `exec`, `status` and `release`, and `run`, which
+ * turns an argv into an exit code.
+ *
+ * Parsed with Node's own `util.parseArgs` in strict mode: an unknown option, a
+ * missing value or a stray argument is a usage error (exit 2), never run as
+ * the command. Everything after the first `--` belongs to the command of
+ * `exec` and is handed over untouched (`--help` included). Help is plain text:
+ * no colours, whatever the terminal.
  */
-import * as Args from "@effect/cli/Args"
-import * as Command from "@effect/cli/Command"
-import * as HelpDoc from "@effect/cli/HelpDoc"
-import * as Options from "@effect/cli/Options"
-import * as ValidationError from "@effect/cli/ValidationError"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodePath from "@effect/platform-node/NodePath"
-import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as DurationParser from "./duration.js"
-import { CliExit, ExitCodes, redact } from "./errors.js"
+import { readFileSync } from "node:fs"
+import { parseArgs, type ParseArgsConfig } from "node:util"
+import * as DurationParser from "../internal/duration.js"
+import { CliExit, ExitCodes, redact, UsageError } from "./errors.js"
 import { exec } from "./exec.js"
 import * as Inspect from "./inspect.js"
 
-/** The package version, shown by `--version`. */
-export const version = "0.1.0"
+/** The program's name, as users type it (the same whichever path started it). */
+const program = "effect-lock"
 
-// -----------------------------------------------------------------------------
-// Everything after the first `--` belongs to the command being run.
-//
-// @effect/cli looks for its built-in flags (`--help`, `-h`, `--version`,
-// `--wizard`, `--completions`) anywhere in argv, even after `--`, so
-// `effect-lock exec k -- grep -h x` would print our help instead of running grep.
-// So the words after `--` are hidden from it: it receives placeholders (which
-// contain a NUL, so they cannot collide with a real argument) that the `exec`
-// handler maps back. The usage line and "missing command" checks still work.
-// -----------------------------------------------------------------------------
-
-const placeholderPrefix = "\u0000effect-lock-arg-"
-
-interface SplitArgv {
-  /** What @effect/cli parses. */
-  readonly parsed: ReadonlyArray<string>
-  /** The words after the first `--`. */
-  readonly forced: ReadonlyArray<string>
+/** The package version, shown by `--version` (from package.json: `../../` from src/cli and dist/cli alike). */
+export const version = (): string => {
+  const manifest: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"))
+  return typeof manifest === "object" && manifest !== null && "version" in manifest
+    ? String(manifest.version)
+    : "unknown"
 }
 
-const splitArgv = (args: ReadonlyArray<string>): SplitArgv => {
-  const separator = args.indexOf("--")
-  if (separator === -1) return { parsed: args, forced: [] }
-  const forced = args.slice(separator + 1)
-  return {
-    parsed: [...args.slice(0, separator), "--", ...forced.map((_, i) => `${placeholderPrefix}${i}`)],
-    forced
+// -----------------------------------------------------------------------------
+// Reading a command line
+// -----------------------------------------------------------------------------
+
+type OptionSpecs = NonNullable<ParseArgsConfig["options"]>
+
+type Values = Readonly<Record<string, string | boolean | undefined>>
+
+interface Parsed {
+  readonly values: Values
+  readonly positionals: ReadonlyArray<string>
+}
+
+const help = { type: "boolean", short: "h" } as const
+
+/** The distance between two words (insertions, deletions, substitutions, adjacent swaps). */
+const distance = (a: string, b: string): number => {
+  const d: Array<Array<number>> = Array.from({ length: a.length + 1 }, (_, i) => [i])
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1)
+      d[i]![j] = best
+    }
+  }
+  return d[a.length]![b.length]!
+}
+
+/** The candidate closest to `word`, if it is close enough to be a likely typo (or `word` starts it). */
+const closest = (word: string, candidates: ReadonlyArray<string>): string | undefined => {
+  const typed = word.toLowerCase()
+  if (typed.length < 3) return undefined
+  let best: { readonly candidate: string; readonly distance: number } | undefined
+  for (const candidate of candidates) {
+    const d = candidate.startsWith(typed) ? 1 : distance(typed, candidate)
+    if (d <= 2 && (best === undefined || d < best.distance)) best = { candidate, distance: d }
+  }
+  return best?.candidate
+}
+
+/**
+ * Why strict parsing refused `words`, in one line naming the option, read from
+ * a lenient parse of the same words (Node's own messages are multi-line).
+ */
+const explain = (options: OptionSpecs, words: ReadonlyArray<string>, error: unknown): string => {
+  const { tokens } = parseArgs({ args: [...words], options, strict: false, allowPositionals: true, tokens: true })
+  for (const token of tokens) {
+    if (token.kind !== "option") continue
+    const spec = options[token.name]
+    const flag = token.rawName
+    if (spec === undefined) {
+      const suggestion = closest(token.name, Object.keys(options))
+      return `unknown option ${flag}` + (suggestion === undefined ? "" : ` (did you mean --${suggestion}?)`)
+    }
+    if (spec.type === "boolean" && token.value !== undefined) {
+      return `${flag} takes no value (got ${JSON.stringify(token.value)})`
+    }
+    if (spec.type === "string" && token.value === undefined) return `${flag} needs a value`
+    if (spec.type === "string" && token.inlineValue === false && token.value?.startsWith("-") === true) {
+      return `${flag} needs a value, and ${JSON.stringify(token.value)} looks like an option ` +
+        `(if it is the value, write --${token.name}=${token.value})`
+    }
+  }
+  const message = error instanceof Error ? error.message : String(error)
+  return message.split("\n")[0]!
+}
+
+/**
+ * Parses the options and positional arguments of `words` (which never include
+ * the `--` or what follows it). `help` when `-h`/`--help` is among them.
+ */
+const parseWords = (
+  command: string | undefined,
+  options: OptionSpecs,
+  words: ReadonlyArray<string>
+): Either.Either<Parsed | "help", UsageError> => {
+  const lenient = parseArgs({ args: [...words], options, strict: false, allowPositionals: true, tokens: true })
+  if (lenient.tokens.some((token) => token.kind === "option" && token.name === "help")) return Either.right("help")
+  try {
+    const parsed = parseArgs({ args: [...words], options, strict: true, allowPositionals: true })
+    const values: Record<string, string | boolean | undefined> = {}
+    for (const [name, value] of Object.entries(parsed.values)) {
+      if (!Array.isArray(value)) values[name] = value
+    }
+    return Either.right({ values, positionals: parsed.positionals })
+  } catch (error) {
+    return Either.left(new UsageError({ message: explain(options, words, error), command }))
   }
 }
 
-const isPlaceholder = (word: string): boolean => word.startsWith(placeholderPrefix)
+const stringValue = (values: Values, name: string): string | undefined => {
+  const value = values[name]
+  return typeof value === "string" ? value : undefined
+}
 
-const restore = (word: string, forced: ReadonlyArray<string>): string =>
-  isPlaceholder(word) ? forced[Number(word.slice(placeholderPrefix.length))]! : word
+const flagValue = (values: Values, name: string): boolean => values[name] === true
 
-// -----------------------------------------------------------------------------
-// Options
-// -----------------------------------------------------------------------------
+/** The one `<key>` of a command; the hint says where a stray word belongs. */
+const oneKey = (
+  command: string,
+  positionals: ReadonlyArray<string>,
+  strayHint: string
+): Either.Either<string, UsageError> => {
+  const [key, stray] = positionals
+  if (key === undefined) return Either.left(new UsageError({ message: "missing <key>", command }))
+  if (stray !== undefined) {
+    return Either.left(new UsageError({ message: `unexpected argument ${JSON.stringify(stray)}${strayHint}`, command }))
+  }
+  return Either.right(key)
+}
 
-const durationOption = (
+const durationFlag = (
+  command: string,
   name: string,
-  options: { readonly default: string; readonly positive: boolean; readonly description: string }
-): Options.Options<Duration.Duration> =>
-  Options.text(name).pipe(
-    Options.withPseudoName("duration"),
-    Options.withDescription(`${options.description}; default ${options.default} (${DurationParser.formats})`),
-    Options.withDefault(options.default),
-    Options.mapEffect((text) =>
-      Either.match((options.positive ? DurationParser.parsePositive : DurationParser.parse)(text), {
-        onLeft: (reason) => Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--${name}: ${reason}`))),
-        onRight: Effect.succeed
-      })
+  text: string | undefined,
+  fallback: Duration.Duration,
+  options: DurationParser.ParseOptions
+): Either.Either<Duration.Duration, UsageError> =>
+  text === undefined
+    ? Either.right(fallback)
+    : Either.mapLeft(
+      DurationParser.parse(text, options),
+      (reason) => new UsageError({ message: `--${name}: ${reason}`, command })
     )
-  )
 
-const keyArg = Args.text({ name: "key" }).pipe(Args.withDescription("the lock's name (stored as <namespace>:<key>)"))
+// -----------------------------------------------------------------------------
+// Help
+// -----------------------------------------------------------------------------
 
-const namespaceOption = Options.text("namespace").pipe(
-  Options.withPseudoName("ns"),
-  Options.withDescription("key prefix; overrides LOCK_NAMESPACE (default \"lock\")"),
-  Options.optional
-)
-
-const execOptions = {
-  key: keyArg,
-  command: Args.text({ name: "command" }).pipe(
-    Args.withDescription("the command and its arguments, after --"),
-    Args.atLeast(1)
-  ),
-  ttl: durationOption("ttl", {
-    default: "30s",
-    positive: true,
-    description: "time to live of the lock; renewed every ttl/3 while the command runs"
-  }),
-  wait: Options.text("wait").pipe(
-    Options.withPseudoName("duration"),
-    Options.withDescription(
-      `how long to wait for the lock when it is held elsewhere; default 10s, 0 = one try (${DurationParser.formats})`
-    ),
-    Options.optional
-  ),
-  noWait: Options.boolean("no-wait").pipe(Options.withDescription("do not wait: the same as --wait 0")),
-  namespace: namespaceOption,
-  conflictExitCode: Options.integer("conflict-exit-code").pipe(
-    Options.withPseudoName("N"),
-    Options.withDescription(
-      "exit code when the lock is held elsewhere; default 1 (0..255; 0 makes a skipped run a success)"
-    ),
-    Options.withDefault(1),
-    Options.mapEffect((code) =>
-      Number.isInteger(code) && code >= 0 && code <= 255
-        ? Effect.succeed(code)
-        : Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--conflict-exit-code must be 0..255 (got ${code})`)))
-    )
-  ),
-  killGrace: durationOption("kill-grace", {
-    default: "10s",
-    positive: false,
-    description: "after a lost lock, how long between SIGTERM and SIGKILL to the command's process group"
-  })
+/** A two-column block: names padded to one width, descriptions wrapped under each other. */
+const table = (rows: ReadonlyArray<readonly [string, string]>): string => {
+  const width = Math.max(...rows.map(([name]) => name.length)) + 2
+  return rows.map(([name, text]) => {
+    const lines = wrap(text, 80 - 2 - width)
+    return lines.map((line, i) => `  ${(i === 0 ? name : "").padEnd(width)}${line}`.trimEnd()).join("\n")
+  }).join("\n")
 }
 
-/** Parses `--wait` / `--no-wait` into one duration. */
-const resolveWait = (wait: Option.Option<string>, noWait: boolean): Either.Either<Duration.Duration, string> => {
-  if (noWait) {
-    return Option.isSome(wait) ? Either.left("--wait and --no-wait cannot be combined") : Either.right(Duration.zero)
+const wrap = (text: string, width: number): Array<string> => {
+  const lines: Array<string> = []
+  let line = ""
+  for (const word of text.split(/\s+/)) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line)
+      line = word
+    } else {
+      line = line === "" ? word : `${line} ${word}`
+    }
   }
-  return Option.match(wait, {
-    onNone: () => Either.right(Duration.seconds(10)),
-    onSome: (text) => Either.mapLeft(DurationParser.parse(text), (reason) => `--wait: ${reason}`)
-  })
+  lines.push(line)
+  return lines
 }
 
-const examples = (lines: ReadonlyArray<readonly [string, string]>): HelpDoc.HelpDoc =>
-  HelpDoc.blocks([
-    HelpDoc.h2("EXAMPLES"),
-    ...lines.map(([comment, line]) => HelpDoc.p(`# ${comment}\n  ${line}`))
-  ])
+const paragraph = (text: string): string => wrap(text, 80).join("\n")
 
-const usageError = (message: string) => new CliExit({ code: ExitCodes.config, message })
+const examples = (lines: ReadonlyArray<readonly [string, string]>): string =>
+  "Examples:\n" + lines.map(([comment, line]) => `  # ${comment}\n  ${line}`).join("\n\n")
+
+interface CommandSpec {
+  readonly name: string
+  readonly usage: string
+  readonly options: OptionSpecs
+  readonly help: string
+}
+
+const execUsage = `${program} exec <key> [options] -- <command> [args...]`
+
+const execSpec: CommandSpec = {
+  name: "exec",
+  usage: execUsage,
+  options: {
+    ttl: { type: "string" },
+    wait: { type: "string" },
+    "no-wait": { type: "boolean" },
+    "conflict-exit-code": { type: "string" },
+    quiet: { type: "boolean", short: "q" },
+    "kill-grace": { type: "string" },
+    namespace: { type: "string" },
+    help
+  },
+  help: [
+    `Usage: ${execUsage}`,
+    paragraph(
+      "Runs <command> while holding the lock <key> in Redis, like flock(1) across machines. The lock is renewed " +
+        "while the command runs and released when it exits. The command runs in its own process group with the " +
+        "CLI's stdin, stdout and stderr; SIGINT, SIGTERM and SIGHUP are forwarded to it. If the lock is lost, the " +
+        "group gets SIGTERM, then SIGKILL after --kill-grace. The command sees EFFECT_LOCK_KEY and " +
+        "EFFECT_LOCK_FENCE (the fencing token of this acquisition) in its environment. Everything after -- goes " +
+        "to the command untouched."
+    ),
+    "Options:\n" + table([
+      ["--ttl <duration>", "time to live of the lock, renewed every ttl/3 while the command runs (default 30s)"],
+      [
+        "--wait <duration>",
+        "how long to wait when the lock is held elsewhere (default 10s; 0 = one try; infinity = until acquired)"
+      ],
+      ["--no-wait", "one try: the same as --wait 0"],
+      [
+        "--conflict-exit-code <N>",
+        "exit code when the lock is held elsewhere (default 1; 0..255; 0 makes a skipped run a success)"
+      ],
+      [
+        "-q, --quiet",
+        "print nothing when the lock is held elsewhere, and no waiting line; errors are still printed"
+      ],
+      [
+        "--kill-grace <duration>",
+        "after a lost lock, the time between SIGTERM and SIGKILL to the command's process group (default 10s)"
+      ],
+      ["--namespace <ns>", "key prefix; overrides LOCK_NAMESPACE (default \"lock\")"],
+      ["-h, --help", "show this help"]
+    ]),
+    paragraph(`Durations: ${DurationParser.formats}; a bare number is refused (except 0).`),
+    "Exit codes:\n" + table([
+      ["the command's", "the command ran and exited"],
+      ["128+n", "the command died by signal n"],
+      ["126, 127", "the command cannot be run, or was not found"],
+      ["1", "the lock is held elsewhere (or --conflict-exit-code)"],
+      ["2", "usage, configuration or connection error (nothing was run)"],
+      ["3", "the lock was lost while the command ran (the command was terminated)"]
+    ]),
+    examples([
+      ["wait up to 10s (the default) for the lock, then run the report", `${program} exec nightly-report -- ./report.sh`],
+      [
+        "from cron: skip this run silently if the previous one still runs",
+        `${program} exec nightly-report --no-wait --quiet --conflict-exit-code 0 -- ./report.sh`
+      ],
+      ["wait as long as it takes, as flock(1) does", `${program} exec deploy --wait infinity -- make deploy`],
+      ["a long job: wait up to 5 minutes, renew a 1 minute TTL", `${program} exec deploy --wait 5m --ttl 1m -- make deploy`],
+      ["arguments that look like options go after --", `${program} exec cleanup -- find /tmp -name '*.tmp' -delete`]
+    ])
+  ].join("\n\n")
+}
+
+const statusUsage = `${program} status <key> [--json] [--namespace <ns>]`
+
+const statusSpec: CommandSpec = {
+  name: "status",
+  usage: statusUsage,
+  options: { json: { type: "boolean" }, namespace: { type: "string" }, help },
+  help: [
+    `Usage: ${statusUsage}`,
+    paragraph(
+      "Shows whether <key> is held, its remaining TTL and its fencing token. Like a `flock -n` probe, the exit " +
+        "code tells: 0 when the lock is held, 1 when it is free (with --json too: the JSON is printed either " +
+        "way), 2 when Redis is not configured or cannot be reached."
+    ),
+    "Options:\n" + table([
+      ["--json", "print one JSON object: {\"key\",\"namespace\",\"held\",\"ttlMs\",\"fence\"}"],
+      ["--namespace <ns>", "key prefix; overrides LOCK_NAMESPACE (default \"lock\")"],
+      ["-h, --help", "show this help"]
+    ]),
+    examples([
+      ["a sentence", `${program} status nightly-report`],
+      ["in a script: is it running somewhere?", `if ${program} status nightly-report >/dev/null; then echo busy; fi`],
+      ["the details as JSON", `${program} status nightly-report --json | jq .ttlMs`]
+    ])
+  ].join("\n\n")
+}
+
+const releaseUsage = `${program} release <key> --force [--namespace <ns>]`
+
+const releaseSpec: CommandSpec = {
+  name: "release",
+  usage: releaseUsage,
+  options: { force: { type: "boolean" }, namespace: { type: "string" }, help },
+  help: [
+    `Usage: ${releaseUsage}`,
+    paragraph(
+      "Operator override: deletes the lock <key> whoever holds it (for a holder that is gone and a TTL you " +
+        "cannot wait out). The holder, if it still runs, loses the lock at its next renewal (its exec exits 3). " +
+        "Refuses without --force (exit 2)."
+    ),
+    "Options:\n" + table([
+      ["--force", "required: confirms that you are deleting a lock someone else may hold"],
+      ["--namespace <ns>", "key prefix; overrides LOCK_NAMESPACE (default \"lock\")"],
+      ["-h, --help", "show this help"]
+    ]),
+    examples([["remove a stuck lock", `${program} release nightly-report --force`]])
+  ].join("\n\n")
+}
+
+const commands: ReadonlyArray<CommandSpec> = [execSpec, statusSpec, releaseSpec]
+
+const globalUsage = `${program} <exec|status|release> <key> [options]`
+
+const globalHelp = [
+  `Usage: ${globalUsage}`,
+  paragraph(
+    "A distributed flock(1) on Redis: runs a command while holding a lock, so that the same job started on " +
+      "several machines (or by overlapping cron runs) runs one at a time."
+  ),
+  "Commands:\n" + table([
+    ["exec <key> -- <command>", "run a command while holding the lock"],
+    ["status <key>", "is the lock held? (exit 0 held, 1 free)"],
+    ["release <key> --force", "delete a stuck lock"]
+  ]),
+  "Options:\n" + table([
+    ["-h, --help", `show this help; \`${program} <command> --help\` shows a command's`],
+    ["--version", "print the version"]
+  ]),
+  "Environment:\n" + table([
+    ["REDIS_URL", "redis://[user:password@]host:port[/db], rediss:// for TLS"],
+    ["REDIS_HOST ...", "or in parts: REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB, REDIS_TLS"],
+    ["LOCK_NAMESPACE", "key prefix (default \"lock\")"]
+  ]),
+  paragraph("Without REDIS_URL or REDIS_HOST the CLI refuses to run: an in-memory lock protects nothing across processes."),
+  examples([
+    ["run a job under a lock", `REDIS_URL=redis://localhost:6379 ${program} exec nightly-report -- ./report.sh`],
+    ["who holds it?", `${program} status nightly-report`],
+    ["remove a stuck lock", `${program} release nightly-report --force`]
+  ])
+].join("\n\n")
 
 // -----------------------------------------------------------------------------
 // Commands
 // -----------------------------------------------------------------------------
 
-const makeCommands = (forced: ReadonlyArray<string>) => {
-  const execCommand = Command.make("exec", execOptions, (o) =>
-    Effect.gen(function*() {
-      if (isPlaceholder(o.key)) {
-        return yield* usageError("missing <key>: effect-lock exec <key> [options] -- <command> [args...]")
-      }
-      const wait = resolveWait(o.wait, o.noWait)
-      if (Either.isLeft(wait)) return yield* usageError(wait.left)
-      const [command, ...args] = o.command.map((word) => restore(word, forced))
-      const code = yield* exec({
-        key: o.key,
-        command: command!,
-        args,
-        ttl: o.ttl,
-        wait: wait.right,
-        namespace: o.namespace,
-        conflictExitCode: o.conflictExitCode,
-        killGrace: o.killGrace
+const namespaceOf = (values: Values): Option.Option<string> => Option.fromNullable(stringValue(values, "namespace"))
+
+const print = (text: string) => Effect.sync(() => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`))
+
+const runExec = (parsed: Parsed, rest: ReadonlyArray<string> | undefined) =>
+  Effect.gen(function*() {
+    const { values } = parsed
+    const key = yield* oneKey("exec", parsed.positionals, " (the command goes after --)")
+    if (rest === undefined) {
+      return yield* new UsageError({ message: "missing -- <command>: the command goes after --", command: "exec" })
+    }
+    const [command, ...args] = rest
+    if (command === undefined) return yield* new UsageError({ message: "missing <command> after --", command: "exec" })
+
+    const ttlText = stringValue(values, "ttl")
+    if (ttlText?.trim().toLowerCase() === DurationParser.infinityWord) {
+      return yield* new UsageError({
+        message: "--ttl must be finite: the TTL is what frees the lock of a holder that dies " +
+          "(renewal keeps a live holder's lock; to wait without end, use --wait infinity)",
+        command: "exec"
       })
-      if (code !== 0) return yield* new CliExit({ code })
-    })).pipe(
-      Command.withDescription(HelpDoc.blocks([
-        HelpDoc.p(
-          "Runs <command> while holding the lock <key> in Redis, like flock(1) across machines. " +
-            "The lock is renewed while the command runs and released when it exits. The command runs in its own " +
-            "process group with the terminal's stdin/stdout/stderr; SIGINT, SIGTERM and SIGHUP are forwarded to it. " +
-            "If the lock is lost, the group gets SIGTERM, then SIGKILL after --kill-grace. The command sees " +
-            "EFFECT_LOCK_KEY and EFFECT_LOCK_FENCE (the fencing token of this acquisition) in its environment."
-        ),
-        HelpDoc.p(
-          "Exit codes: the command's own; 128+n if it died by signal n; 126/127 if it cannot be started; " +
-            "the conflict code (default 1) if the lock is held elsewhere; 2 for configuration or connection " +
-            "errors; 3 if the lock was lost while the command ran."
-        ),
-        examples([
-          ["wait up to 10s (the default) for the lock, then run the report", "effect-lock exec nightly-report -- ./report.sh"],
-          ["from cron: skip this run quietly if the previous one still runs",
-            "effect-lock exec nightly-report --no-wait --conflict-exit-code 0 -- ./report.sh"],
-          ["a long job: wait up to 5 minutes, renew a 1 minute TTL", "effect-lock exec deploy --wait 5m --ttl 1m -- make deploy"],
-          ["arguments that look like options go after --", "effect-lock exec cleanup -- find /tmp -name '*.tmp' -delete"]
-        ])
-      ]))
-    )
+    }
+    const ttl = yield* durationFlag("exec", "ttl", ttlText, Duration.seconds(30), { positive: true })
+    const waitText = stringValue(values, "wait")
+    if (flagValue(values, "no-wait") && waitText !== undefined) {
+      return yield* new UsageError({ message: "--wait and --no-wait cannot be combined", command: "exec" })
+    }
+    const wait = flagValue(values, "no-wait")
+      ? Duration.zero
+      : yield* durationFlag("exec", "wait", waitText, Duration.seconds(10), { infinity: true })
+    const killGrace = yield* durationFlag("exec", "kill-grace", stringValue(values, "kill-grace"), Duration.seconds(10), {})
+    const codeText = stringValue(values, "conflict-exit-code")
+    const conflictExitCode = codeText === undefined ? 1 : Number(codeText.trim())
+    if (codeText !== undefined && !(/^\s*\d+\s*$/.test(codeText) && conflictExitCode <= 255)) {
+      return yield* new UsageError({
+        message: `--conflict-exit-code must be an integer 0..255 (got ${JSON.stringify(codeText)})`,
+        command: "exec"
+      })
+    }
+    return yield* exec({
+      key,
+      command,
+      args,
+      ttl,
+      wait,
+      namespace: namespaceOf(values),
+      conflictExitCode,
+      killGrace,
+      quiet: flagValue(values, "quiet")
+    })
+  })
 
-  const statusCommand = Command.make("status", {
-    key: keyArg,
-    json: Options.boolean("json").pipe(Options.withDescription("print one JSON object instead of a sentence")),
-    namespace: namespaceOption
-  }, (o) =>
-    Effect.gen(function*() {
-      const status = yield* Inspect.status(o.key, o.namespace)
-      const line = o.json ? JSON.stringify(status) : Inspect.describe(status)
-      yield* Effect.sync(() => process.stdout.write(`${line}\n`))
-    })).pipe(
-      Command.withDescription(HelpDoc.blocks([
-        HelpDoc.p(
-          "Shows whether <key> is held, its remaining TTL and its fencing token. Exits 0 whether held or free " +
-            "(read \"held\" from --json); 2 when Redis is not configured or cannot be reached."
-        ),
-        examples([
-          ["a sentence", "effect-lock status nightly-report"],
-          ["for scripts: {\"key\",\"namespace\",\"held\",\"ttlMs\",\"fence\"}",
-            "effect-lock status nightly-report --json | jq .held"]
-        ])
-      ]))
-    )
+/** The keys of `status` and `release` may also follow `--` (a key that starts with a dash). */
+const keyOf = (command: string, parsed: Parsed, rest: ReadonlyArray<string> | undefined) =>
+  oneKey(command, [...parsed.positionals, ...(rest ?? [])], "")
 
-  const releaseCommand = Command.make("release", {
-    key: keyArg,
-    force: Options.boolean("force").pipe(
-      Options.withDescription("required: confirms that you are deleting a lock someone else may hold")
-    ),
-    namespace: namespaceOption
-  }, (o) =>
-    Effect.gen(function*() {
-      const removed = yield* Inspect.release(o.key, o.namespace, o.force)
-      yield* Effect.sync(() =>
-        process.stdout.write(removed ? `released lock "${o.key}"\n` : `lock "${o.key}" was not held\n`)
-      )
-    })).pipe(
-      Command.withDescription(HelpDoc.blocks([
-        HelpDoc.p(
-          "Operator override: deletes the lock <key> whoever holds it (for a holder that is gone and a TTL you " +
-            "cannot wait out). The holder, if it still runs, loses the lock at its next renewal (its exec exits 3). " +
-            "Refuses without --force."
-        ),
-        examples([["remove a stuck lock", "effect-lock release nightly-report --force"]])
-      ]))
-    )
+const runStatus = (parsed: Parsed, rest: ReadonlyArray<string> | undefined) =>
+  Effect.gen(function*() {
+    const key = yield* keyOf("status", parsed, rest)
+    const status = yield* Inspect.status(key, namespaceOf(parsed.values))
+    yield* print(flagValue(parsed.values, "json") ? JSON.stringify(status) : Inspect.describe(status))
+    return status.held ? 0 : ExitCodes.free
+  })
 
-  return Command.make("effect-lock").pipe(
-    Command.withDescription(HelpDoc.blocks([
-      HelpDoc.p(
-        "A distributed flock on Redis. Redis comes from the environment, as in the library: REDIS_URL " +
-          "(redis://[user:password@]host:port[/db], rediss:// for TLS) or REDIS_HOST, REDIS_PORT, REDIS_USERNAME, " +
-          "REDIS_PASSWORD, REDIS_DB, REDIS_TLS; LOCK_NAMESPACE sets the key prefix (default \"lock\"). " +
-          "Run `effect-lock <command> --help` for each command."
-      ),
-      examples([
-        ["run a job under a lock", "REDIS_URL=redis://localhost:6379 effect-lock exec nightly-report -- ./report.sh"],
-        ["who holds it?", "effect-lock status nightly-report"],
-        ["remove a stuck lock", "effect-lock release nightly-report --force"]
-      ])
-    ])),
-    Command.withSubcommands([execCommand, statusCommand, releaseCommand])
-  )
-}
+const runRelease = (parsed: Parsed, rest: ReadonlyArray<string> | undefined) =>
+  Effect.gen(function*() {
+    const key = yield* keyOf("release", parsed, rest)
+    const removed = yield* Inspect.release(key, namespaceOf(parsed.values), flagValue(parsed.values, "force"))
+    yield* print(removed ? `released lock "${key}"` : `lock "${key}" was not held`)
+    return 0
+  })
+
+const handlers: Record<
+  string,
+  (parsed: Parsed, rest: ReadonlyArray<string> | undefined) => Effect.Effect<number, CliExit | UsageError>
+> = { exec: runExec, status: runStatus, release: runRelease }
+
+/** Reads the arguments (without node and the script) and runs the command they name. */
+const dispatch = (args: ReadonlyArray<string>): Effect.Effect<number, CliExit | UsageError> =>
+  Effect.gen(function*() {
+    // Everything after the first `--` is kept away from option parsing.
+    const separator = args.indexOf("--")
+    const before = separator === -1 ? args : args.slice(0, separator)
+    const rest = separator === -1 ? undefined : args.slice(separator + 1)
+
+    // Options before the command name are the program's own (`--help`, `--version`).
+    const at = before.findIndex((word) => word === "-" || !word.startsWith("-"))
+    const global = yield* parseWords(undefined, { help, version: { type: "boolean" } }, at === -1 ? before : before.slice(0, at))
+    if (global === "help") return yield* Effect.as(print(globalHelp), 0)
+    if (flagValue(global.values, "version")) return yield* Effect.as(print(version()), 0)
+    if (at === -1) {
+      return yield* new UsageError({ message: "missing command: exec, status or release" })
+    }
+
+    const name = before[at]!
+    const spec = commands.find((command) => command.name === name)
+    if (spec === undefined) {
+      const suggestion = closest(name, commands.map((command) => command.name))
+      return yield* new UsageError({
+        message: `unknown command ${JSON.stringify(name)}` + (suggestion === undefined ? "" : ` (did you mean ${suggestion}?)`)
+      })
+    }
+    const parsed = yield* parseWords(spec.name, spec.options, before.slice(at + 1))
+    if (parsed === "help") return yield* Effect.as(print(spec.help), 0)
+    return yield* handlers[spec.name]!(parsed, rest)
+  })
 
 // -----------------------------------------------------------------------------
 // Running
 // -----------------------------------------------------------------------------
 
-const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)
+const printLine = (message: string) => Effect.sync(() => process.stderr.write(`${program}: ${redact(message)}\n`))
 
-const printLine = (message: string) => Effect.sync(() => process.stderr.write(`effect-lock: ${redact(message)}\n`))
+const printUsageError = (error: UsageError) => {
+  const spec = commands.find((command) => command.name === error.command)
+  const helpCommand = spec === undefined ? `${program} --help` : `${program} ${spec.name} --help`
+  return printLine(`${error.message}\nUsage: ${spec?.usage ?? globalUsage}\nRun '${helpCommand}' for more.`)
+}
 
 /**
  * Runs the CLI on `argv` (as `process.argv`: node, script, then arguments) and
- * succeeds with the exit code. Usage errors (already printed by @effect/cli)
- * give 2; a defect is printed and gives 70.
+ * succeeds with the exit code: usage errors give 2; a defect is printed and gives 70.
  */
-export const run = (argv: ReadonlyArray<string>): Effect.Effect<number> => {
-  const [node = "node", script = "effect-lock", ...args] = argv
-  const { forced, parsed } = splitArgv(args)
-  const cli = Command.run(makeCommands(forced), { name: "effect-lock", version })
-  return cli([node, script, ...parsed]).pipe(
-    Effect.as(0),
-    Effect.provide(platform),
-    Effect.catchAll((error) => {
-      if (ValidationError.isValidationError(error)) return Effect.succeed(ExitCodes.config)
-      return Effect.as(error.message ? printLine(error.message) : Effect.void, error.code)
+export const run = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
+  dispatch(argv.slice(2)).pipe(
+    Effect.catchTags({
+      UsageError: (error) => Effect.as(printUsageError(error), ExitCodes.config),
+      CliExit: (error) => Effect.as(error.message ? printLine(error.message) : Effect.void, error.code)
     }),
     Effect.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause)
@@ -287,4 +486,3 @@ export const run = (argv: ReadonlyArray<string>): Effect.Effect<number> => {
         : Effect.as(printLine(`unexpected error: ${Cause.pretty(cause)}`), ExitCodes.internal)
     )
   )
-}

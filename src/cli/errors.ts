@@ -6,6 +6,8 @@ import * as Data from "effect/Data"
 
 /** Exit codes the CLI uses itself (the command's own codes pass through). */
 export const ExitCodes = {
+  /** `status`: the lock is free. */
+  free: 1,
   /** Configuration, usage or connection errors. */
   config: 2,
   /** The lock was lost while the command ran. */
@@ -17,6 +19,17 @@ export const ExitCodes = {
   /** A bug in the CLI (an unexpected defect). */
   internal: 70
 } as const
+
+/**
+ * A command line the CLI cannot read (an unknown option, a missing value or
+ * argument): exit 2, with the message, the usage line of `command` and a hint
+ * to its `--help`.
+ */
+export class UsageError extends Data.TaggedError("UsageError")<{
+  readonly message: string
+  /** The subcommand whose usage applies; undefined for the top level. */
+  readonly command?: string | undefined
+}> {}
 
 /** Ends the CLI with `code`, printing `message` (one line, prefixed `effect-lock: `) when given. */
 export class CliExit extends Data.TaggedError("CliExit")<{

@@ -19,7 +19,7 @@ import type * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Lock from "../Lock.js"
 import * as LockKv from "../LockKv.js"
-import { format } from "./duration.js"
+import { format } from "../internal/duration.js"
 import { CliExit, ExitCodes } from "./errors.js"
 import * as ChildGroup from "./process.js"
 import * as Progress from "./progress.js"
@@ -34,6 +34,8 @@ export interface ExecOptions {
   readonly namespace: Option.Option<string>
   readonly conflictExitCode: number
   readonly killGrace: Duration.Duration
+  /** No "held elsewhere" line and no waiting line (for cron); errors are still printed. */
+  readonly quiet: boolean
 }
 
 /** Environment variables the command receives on top of the CLI's own. */
@@ -55,13 +57,15 @@ export const exec = (options: ExecOptions): Effect.Effect<number, CliExit> =>
     const store = yield* Effect.raceFirst(Store.connect(options.namespace), abortOnSignal)
 
     const handle = yield* Lock.acquire(options.key, { ttl: options.ttl, wait: options.wait }).pipe(
-      Progress.whileWaiting(options.key),
+      (acquire) => options.quiet ? acquire : Progress.whileWaiting(options.key)(acquire),
       Effect.provideService(LockKv.LockKv, store),
       Effect.catchTags({
         LockNotAcquired: () =>
           new CliExit({
             code: options.conflictExitCode,
-            message: Duration.toMillis(options.wait) > 0
+            message: options.quiet
+              ? undefined
+              : Duration.toMillis(options.wait) > 0
               ? `lock "${options.key}" is held elsewhere (waited ${format(Duration.toMillis(options.wait))})`
               : `lock "${options.key}" is held elsewhere`
           }),

@@ -6,7 +6,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { format } from "./duration.js"
+import { format } from "../internal/duration.js"
 import { CliExit, ExitCodes } from "./errors.js"
 import * as Store from "./store.js"
 

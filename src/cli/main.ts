@@ -1,10 +1,10 @@
 /**
  * The entry point of the `effect-lock` binary (see bin/effect-lock.js).
  *
- * Not `NodeRuntime.runMain`: it installs SIGINT/SIGTERM handlers that interrupt
- * the main fiber, while `exec` must forward those signals to the command and
- * keep the lock until the command has exited. Here the program runs with
- * `Effect.runFork`; `exec` takes over the signals it forwards itself.
+ * The program runs with `Effect.runFork` and no signal handlers of its own
+ * (unlike `NodeRuntime.runMain`, which interrupts the main fiber on
+ * SIGINT/SIGTERM): `exec` must forward those signals to the command and keep
+ * the lock until the command has exited, so it takes them over itself.
  */
 import * as Effect from "effect/Effect"
 import { run } from "./cli.js"

@@ -5,7 +5,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import { format } from "./duration.js"
+import { format } from "../internal/duration.js"
 
 const clearLine = "\r\x1b[2K"
 

@@ -89,6 +89,42 @@ export const runCli = (
   options: { readonly env: NodeJS.ProcessEnv; readonly timeoutMs?: number | undefined }
 ): Promise<CliResult> => startCli(args, options).result
 
+/**
+ * Runs `effect-lock <args>` with a terminal as its stdin/stdout/stderr, through
+ * util-linux `script(1)` (in Debian's essential bsdutils): what a user at a
+ * terminal sees, stdout and stderr merged, in `stdout`.
+ */
+export const runCliOnTty = (
+  args: ReadonlyArray<string>,
+  options: { readonly env: NodeJS.ProcessEnv; readonly timeoutMs?: number | undefined }
+): Promise<CliResult> => {
+  const quote = (word: string) => `'${word.replace(/'/g, "'\\''")}'`
+  const command = [process.execPath, binPath, ...args].map(quote).join(" ")
+  const child = spawn("script", ["-qec", command, "/dev/null"], { env: options.env, stdio: ["ignore", "pipe", "pipe"] })
+  running.add(child)
+  let stdout = ""
+  let stderr = ""
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString("utf8")
+  })
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString("utf8")
+  })
+  return new Promise<CliResult>((resolve, reject) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 45_000)
+    child.once("error", (error) => {
+      clearTimeout(timer)
+      running.delete(child)
+      reject(error)
+    })
+    child.once("close", (code, signal) => {
+      clearTimeout(timer)
+      running.delete(child)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
+}
+
 /** Whether a process with this pid exists (a zombie counts as gone for `kill(pid, 0)` only once reaped). */
 export const isAlive = (pid: number): boolean => {
   try {
