@@ -15,6 +15,7 @@ import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as internalConfig from "./internal/config.js"
 import * as errors from "./internal/errors.js"
+import * as keys from "./internal/keys.js"
 import * as internalMemory from "./internal/memory/store.js"
 import * as internalRedis from "./internal/redis/store.js"
 
@@ -255,7 +256,7 @@ export class LockKv extends Context.Tag("effect-lock/LockKv")<LockKv, LockKv.Ser
  * @since 0.1.0
  * @category constants
  */
-export const defaultNamespace: string = "lock"
+export const defaultNamespace: string = keys.defaultNamespace
 
 /**
  * An in-memory store for one process. Expiry reads Effect's `Clock`, so

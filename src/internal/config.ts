@@ -30,6 +30,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { readFileSync } from "node:fs"
 import type * as LockKv from "../LockKv.js"
+import { defaultNamespace } from "./keys.js"
 import { parseRedisUrl } from "./redis/url.js"
 
 const optionalString = (name: string, description: string): Config.Config<Option.Option<string>> =>
@@ -73,7 +74,7 @@ const raw = Config.all({
   ),
   namespace: Config.string("LOCK_NAMESPACE").pipe(
     Config.withDescription("the prefix of every key the library stores"),
-    Config.withDefault("lock")
+    Config.withDefault(defaultNamespace)
   )
 })
 

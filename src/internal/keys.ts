@@ -122,6 +122,9 @@ const hashTag = (fullKey: string): string | undefined => {
 export const companionKey = (fullKey: string, suffix: string): string =>
   hashTag(fullKey) !== undefined ? `${fullKey}${companionSeparator}${suffix}` : `{${fullKey}}:${suffix}`
 
+/** The key prefix when none is configured (`LOCK_NAMESPACE`, the `namespace` option). */
+export const defaultNamespace = "lock"
+
 /** Keys are stored as `<namespace>:<key>`. */
 export const namespaced = (namespace: string, key: string): string => `${namespace}:${key}`
 

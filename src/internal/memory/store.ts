@@ -8,7 +8,7 @@ import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { AcquireResult, LockKv } from "../../LockKv.js"
-import { checkKey, checkToken, checkTtl, validateKey, validateSetOptions, validateTtl } from "../keys.js"
+import { checkKey, checkToken, checkTtl, defaultNamespace, validateKey, validateSetOptions, validateTtl } from "../keys.js"
 import { InvalidArgument } from "../errors.js"
 import { makeReleaseHub } from "../releaseHub.js"
 
@@ -56,7 +56,7 @@ export const make = (
   options?: { readonly namespace?: string | undefined }
 ): Effect.Effect<LockKv.Service, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const namespace = options?.namespace ?? "lock"
+    const namespace = options?.namespace ?? defaultNamespace
     const state = yield* Ref.make<State>(HashMap.empty())
     const hub = makeReleaseHub()
 

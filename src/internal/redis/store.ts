@@ -21,6 +21,7 @@ import {
   checkToken,
   checkTtlMillis,
   companionKey,
+  defaultNamespace,
   namespaced,
   releaseChannel,
   validateKey,
@@ -113,7 +114,7 @@ const resolveOptions = (options: LockKv.LockKv.RedisOptions): Effect.Effect<Reso
     const password = options.password ?? (url?.password !== undefined ? Redacted.make(url.password) : undefined)
     const username = url?.username ?? options.username
 
-    const namespace = options.namespace ?? "lock"
+    const namespace = options.namespace ?? defaultNamespace
     if (typeof namespace !== "string" || namespace === "") {
       return yield* optionsError("the namespace must be a non-empty string")
     }
