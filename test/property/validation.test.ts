@@ -196,10 +196,10 @@ describe("property: invalid input fails with InvalidArgument before the store is
       )
     }), 30_000)
 
-  // The checks remember the last valid key and token (see keys.ts). Before any
-  // was seen, `undefined` must not pass for one: the property above found it
-  // only when its first case was an undefined key, so it is pinned here, in a
-  // fresh copy of the modules where nothing was checked yet.
+  // The checks once remembered the last valid key and token. Before any was
+  // seen, `undefined` must not pass for one: the property above found it only
+  // when its first case was an undefined key, so it is pinned here, in a fresh
+  // copy of the modules where nothing was checked yet.
   it("an undefined key or token fails before any valid one was checked", async () => {
     vi.resetModules()
     const keys = await import("../../src/internal/keys.js")
