@@ -110,7 +110,7 @@ export const awaitLost = (lease: Lease): Effect.Effect<LockLost> =>
   })
 
 /** Declares `lease` lost (once): completes `lost`, records the metric, runs the callbacks. */
-export const declareLost = (
+const declareLost = (
   backend: LockKv.Service["backend"],
   lease: Lease,
   message: string,

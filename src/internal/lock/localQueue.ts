@@ -23,7 +23,7 @@ export interface Turn {
   readonly pass: () => void
 }
 
-export interface Line {
+interface Line {
   readonly waiters: Array<Place>
   /** A fiber has the turn. A line nobody holds has no waiters either. */
   held: boolean

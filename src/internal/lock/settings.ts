@@ -18,8 +18,8 @@ export interface Settings {
   readonly autoExtend: boolean
 }
 
-export const defaultTtl = Duration.seconds(30)
-export const defaultWait = Duration.seconds(10)
+const defaultTtl = Duration.seconds(30)
+const defaultWait = Duration.seconds(10)
 const defaultTtlMillis = Duration.toMillis(defaultTtl)
 const defaultWaitMillis = Duration.toMillis(defaultWait)
 

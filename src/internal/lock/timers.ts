@@ -20,7 +20,7 @@ import * as time from "./time.js"
  * the timer saw it: with the live Clock the timer is one Node timeout, with
  * any other (`TestClock`) a fiber sleeping on that Clock, so it drives them.
  */
-export class Alarm implements slots.Slotted {
+class Alarm implements slots.Slotted {
   /** Its place in `Timer.alarms` (see slots.ts). */
   slot = -1
   cancelled = false
