@@ -65,6 +65,7 @@ const baseline: Baseline | undefined = config.baseline === undefined ? undefined
   try {
     const loaded = await prepareBaseline(ref, log)
     log(`bench: baseline ${ref} = ${loaded.sha.slice(0, 12)}, from ${loaded.dir}${loaded.built ? " (built now)" : ""}`)
+    if (loaded.buildWarning !== undefined) log(`bench: WARNING: ${loaded.buildWarning}`)
     return loaded
   } catch (error) {
     // A BaselineError says all there is to say; anything else keeps its stack.
@@ -184,11 +185,13 @@ try {
     )
   if (baseline !== undefined) {
     tables.push(comparisonTable(`@${baseline.ref} (${baseline.sha.slice(0, 12)})`, comparisons))
+    if (baseline.buildWarning !== undefined) tables.push(`WARNING: ${baseline.buildWarning}`)
     results.baseline = {
       ref: baseline.ref,
       sha: baseline.sha,
       dir: baseline.dir,
       builtThisRun: baseline.built,
+      buildWarning: baseline.buildWarning,
       comparisons
     }
   }

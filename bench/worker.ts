@@ -21,7 +21,7 @@ installSentCounter()
 const baselineLocation = process.env[baselineEnv]
 const baseline = baselineLocation === undefined || baselineLocation === ""
   ? undefined
-  : { ...(await loadBaseline(JSON.parse(baselineLocation) as BaselineLocation)), built: false }
+  : { ...(await loadBaseline(JSON.parse(baselineLocation) as BaselineLocation)), built: false, buildWarning: undefined }
 
 const reply = (message: FromWorker): void => {
   process.stdout.write(`${marker}${JSON.stringify(message)}\n`)
