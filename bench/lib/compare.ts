@@ -33,6 +33,8 @@ export interface Comparison {
   /** client CPU per operation, working tree ÷ baseline: below 1, the working tree is cheaper. */
   readonly cpuRatio: number | undefined
   readonly cpuRatioPerRound: Spread | undefined
+  /** Each round's figures, in round order (JSON only). */
+  readonly rounds: { readonly current: ReadonlyArray<RoundFigures>; readonly baseline: ReadonlyArray<RoundFigures> }
 }
 
 const spread = (values: ReadonlyArray<number>): Spread => {
@@ -66,7 +68,8 @@ export const compareRounds = (
     opsRatio: opsRatio(current, baseline),
     opsRatioPerRound: spread(pairs.map(([c, b]) => opsRatio(c, b))),
     cpuRatio: cpuMeasured ? cpuRatio(current, baseline) : undefined,
-    cpuRatioPerRound: cpuMeasured ? spread(pairs.map(([c, b]) => cpuRatio(c, b))) : undefined
+    cpuRatioPerRound: cpuMeasured ? spread(pairs.map(([c, b]) => cpuRatio(c, b))) : undefined,
+    rounds: { current, baseline }
   }
 }
 
