@@ -2,7 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Metric, Option } from "effect"
 import { Lock, LockKv } from "../src/index.js"
-import { observe } from "./security/observe.js"
+import { observe } from "./support/observe.js"
 
 const memory = { acquisitions: Lock.lockMetrics.acquisitions, contention: Lock.lockMetrics.contention }
 const counter = (name: "acquisitions" | "contention") => Metric.tagged(memory[name], "backend", "memory")

@@ -14,7 +14,7 @@ import * as Schedule from "effect/Schedule"
 import type { Redis } from "ioredis"
 import * as Lock from "../../src/Lock.js"
 import * as LockKv from "../../src/LockKv.js"
-import { rawClient } from "../faults/support.js"
+import { rawClient } from "../redis/faults/support.js"
 import { redisServerScoped } from "../support/redisServer.js"
 import { key, lookalikePair, truncate } from "./arbitraries.js"
 

@@ -1,9 +1,9 @@
 /** The Redis store's waiter queue: FIFO hand-off, no barging, dead waiters skipped. */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Option } from "effect"
-import { LockKv } from "../src/index.js"
-import { uniqueNamespace } from "./support/backends.js"
-import { redisUrl } from "./support/redisUrl.js"
+import { LockKv } from "../../src/index.js"
+import { uniqueNamespace } from "../support/backends.js"
+import { redisUrl } from "../support/redisUrl.js"
 
 const ttl = Duration.seconds(10)
 const place = Duration.seconds(2)

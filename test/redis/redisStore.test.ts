@@ -15,10 +15,10 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import { createRequire } from "node:module"
-import { companionKey, namespaced, releaseChannel } from "../src/internal/keys.js"
-import * as LockKv from "../src/LockKv.js"
-import { redisServerScoped, startRedisServer } from "./support/redisServer.js"
-import { redisUrl } from "./support/redisUrl.js"
+import { companionKey, namespaced, releaseChannel } from "../../src/internal/keys.js"
+import * as LockKv from "../../src/LockKv.js"
+import { redisServerScoped, startRedisServer } from "../support/redisServer.js"
+import { redisUrl } from "../support/redisUrl.js"
 
 const calculateSlot: (key: string) => number = createRequire(import.meta.url)("cluster-key-slot")
 

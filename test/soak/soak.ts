@@ -17,7 +17,7 @@
  */
 import { Redis } from "ioredis"
 import { fileURLToPath } from "node:url"
-import { type Child, spawnTsx } from "../faults/support.js"
+import { type Child, spawnTsx } from "../redis/faults/support.js"
 import { startRedisServer } from "../support/redisServer.js"
 
 const options = {

@@ -12,9 +12,9 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Lock from "../../src/Lock.js"
-import * as LockKv from "../../src/LockKv.js"
-import { redisServerScoped } from "../support/redisServer.js"
+import * as Lock from "../../../src/Lock.js"
+import * as LockKv from "../../../src/LockKv.js"
+import { redisServerScoped } from "../../support/redisServer.js"
 import { buildStore, rawClient } from "./support.js"
 
 /** The default Clock, except that its wall clock (currentTimeMillis) is shifted by `offset.ms`. */

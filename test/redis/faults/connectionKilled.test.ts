@@ -8,9 +8,9 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Lock from "../../src/Lock.js"
-import * as LockKv from "../../src/LockKv.js"
-import { redisServerScoped } from "../support/redisServer.js"
+import * as Lock from "../../../src/Lock.js"
+import * as LockKv from "../../../src/LockKv.js"
+import { redisServerScoped } from "../../support/redisServer.js"
 import { buildStore, clientId, rawClient, timed, untilSucceeds } from "./support.js"
 
 const debuggable = { args: ["--enable-debug-command", "local"] }

@@ -10,9 +10,9 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import * as Lock from "../../src/Lock.js"
-import * as LockKv from "../../src/LockKv.js"
-import { freePort, redisServerScoped } from "../support/redisServer.js"
+import * as Lock from "../../../src/Lock.js"
+import * as LockKv from "../../../src/LockKv.js"
+import { freePort, redisServerScoped } from "../../support/redisServer.js"
 
 const withConfig = (entries: Record<string, string>) =>
   Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(entries)), { pathDelim: "_" }))

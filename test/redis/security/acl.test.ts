@@ -17,10 +17,10 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type { Redis } from "ioredis"
-import * as Lock from "../../src/Lock.js"
-import * as LockKv from "../../src/LockKv.js"
+import * as Lock from "../../../src/Lock.js"
+import * as LockKv from "../../../src/LockKv.js"
 import { buildStore, rawClient } from "../faults/support.js"
-import { redisServerScoped } from "../support/redisServer.js"
+import { redisServerScoped } from "../../support/redisServer.js"
 
 /** Commands the library sends itself, or runs inside its Lua scripts (which ACLs check too). */
 export const requiredCommands = [

@@ -5,7 +5,7 @@
  * wrong: refused at connect, password rotated while connected, server killed.
  * test/config.test.ts checks errors and logs of a wrong password at connect;
  * this adds spans, every printed form, runtime failures and URL-escaped forms.
- * (TLS keys: test/security/tls.test.ts.)
+ * (TLS keys: test/redis/security/tls.test.ts.)
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -14,11 +14,11 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import type { Redis } from "ioredis"
-import * as Lock from "../../src/Lock.js"
-import * as LockKv from "../../src/LockKv.js"
+import * as Lock from "../../../src/Lock.js"
+import * as LockKv from "../../../src/LockKv.js"
 import { buildStore, rawClient, untilSucceeds } from "../faults/support.js"
-import { redisServerScoped } from "../support/redisServer.js"
-import { observe } from "./observe.js"
+import { redisServerScoped } from "../../support/redisServer.js"
+import { observe } from "../../support/observe.js"
 
 const password = "S3cr3t-p@ss:w/rd%25#?&=-🔑"
 const rotated = "r0tated-S3cr3t-Zq9"

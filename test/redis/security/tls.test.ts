@@ -12,11 +12,11 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import * as Lock from "../../src/Lock.js"
-import * as LockKv from "../../src/LockKv.js"
-import { freePort, redisServerScoped } from "../support/redisServer.js"
+import * as Lock from "../../../src/Lock.js"
+import * as LockKv from "../../../src/LockKv.js"
+import { freePort, redisServerScoped } from "../../support/redisServer.js"
 import { pemLines, type Pki, pkiScoped } from "./certs.js"
-import { observe } from "./observe.js"
+import { observe } from "../../support/observe.js"
 
 /** A TLS-only port (besides the plain loopback port the harness checks) that demands a client certificate. */
 const mutualTlsServer = (pki: Pki) =>

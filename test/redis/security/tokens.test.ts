@@ -8,11 +8,11 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as LogLevel from "effect/LogLevel"
-import * as Lock from "../../src/Lock.js"
-import * as LockKv from "../../src/LockKv.js"
+import * as Lock from "../../../src/Lock.js"
+import * as LockKv from "../../../src/LockKv.js"
 import { buildStore, rawClient } from "../faults/support.js"
-import { redisServerScoped } from "../support/redisServer.js"
-import { observe, printedExit } from "./observe.js"
+import { redisServerScoped } from "../../support/redisServer.js"
+import { observe, printedExit } from "../../support/observe.js"
 
 const uuidV4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const anyUuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g
