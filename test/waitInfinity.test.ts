@@ -15,9 +15,11 @@ layer(LockKv.layerMemory)("Lock wait: Duration.infinity", (it) => {
       const holder = yield* Effect.fork(Deferred.await(release).pipe(Lock.withLock("forever", { ttl: "1 day" })))
       yield* Effect.yieldNow()
 
-      const forever = yield* Effect.fork(Effect.clockWith((clock) => clock.currentTimeMillis).pipe(
-        Lock.withLock("forever", { wait: Duration.infinity })
-      ))
+      const forever = yield* Effect.fork(
+        Effect.clockWith((clock) => clock.currentTimeMillis).pipe(
+          Lock.withLock("forever", { wait: Duration.infinity })
+        )
+      )
       // The default wait (10 s) for comparison: it gives up.
       const bounded = yield* Effect.fork(Lock.withLock(Effect.void, "forever"))
       yield* Effect.yieldNow()

@@ -279,7 +279,7 @@ describe("Redis store: release notifications", () => {
       const server = yield* redisServerScoped()
       const raw = yield* rawClient(server.url)
       const kv = yield* LockKv.makeRedis({ url: server.url, namespace: freshNamespace() })
-      for (let i = 0; i < 20; i++) (yield* kv.watchReleases(`k${i}`, `t${i}`)).next
+      for (let i = 0; i < 20; i++) yield* kv.watchReleases(`k${i}`, `t${i}`)
       const names = yield* clientNames(raw)
       expect(countNamed(names, "effect-lock")).toBe(1)
       expect(countNamed(names, "effect-lock-sub")).toBe(1)

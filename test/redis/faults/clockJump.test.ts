@@ -31,32 +31,43 @@ const steppableClock = (offset: { ms: number }): Clock.Clock => {
 }
 
 describe("fault: the wall clock steps back while the store is unreachable", () => {
-  it.scopedLive("the protected effect is still interrupted before the server's TTL runs out", () =>
-    Effect.gen(function*() {
-      const ttl = 1_500
-      const server = yield* redisServerScoped()
-      const raw = yield* rawClient(server.url)
-      const kv = yield* buildStore(LockKv.layerRedis({ url: server.url, namespace: "clock" }))
-      const offset = { ms: 0 }
-      const acquired = yield* Deferred.make<void>()
-      let interruptedAt = 0
-      const section = yield* Deferred.succeed(acquired, undefined).pipe(
-        Effect.zipRight(Effect.never),
-        Effect.onInterrupt(() => Effect.sync(() => { interruptedAt = Date.now() })),
-        Lock.withLock("job", { ttl }),
-        Effect.provide(Layer.succeed(LockKv.LockKv, kv)),
-        Effect.withClock(steppableClock(offset)),
-        Effect.either,
-        Effect.fork
-      )
-      yield* Deferred.await(acquired)
-      const sent = Date.now()
-      const expiresNoEarlierThan = sent + (yield* Effect.promise(() => raw.pttl("clock:job")))
-      server.pause() // no renewal can be confirmed from now on
-      offset.ms = -3_000 // NTP steps the wall clock back 3 s
-      yield* Fiber.join(section).pipe(Effect.timeout("10 seconds"), Effect.ensuring(Effect.sync(() => server.resume())))
-      expect(interruptedAt).toBeGreaterThan(0)
-      expect(interruptedAt, `interrupted ${interruptedAt - expiresNoEarlierThan} ms after the server TTL ran out`)
-        .toBeLessThan(expiresNoEarlierThan)
-    }), 30_000)
+  it.scopedLive(
+    "the protected effect is still interrupted before the server's TTL runs out",
+    () =>
+      Effect.gen(function*() {
+        const ttl = 1_500
+        const server = yield* redisServerScoped()
+        const raw = yield* rawClient(server.url)
+        const kv = yield* buildStore(LockKv.layerRedis({ url: server.url, namespace: "clock" }))
+        const offset = { ms: 0 }
+        const acquired = yield* Deferred.make<void>()
+        let interruptedAt = 0
+        const section = yield* Deferred.succeed(acquired, undefined).pipe(
+          Effect.zipRight(Effect.never),
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              interruptedAt = Date.now()
+            })
+          ),
+          Lock.withLock("job", { ttl }),
+          Effect.provide(Layer.succeed(LockKv.LockKv, kv)),
+          Effect.withClock(steppableClock(offset)),
+          Effect.either,
+          Effect.fork
+        )
+        yield* Deferred.await(acquired)
+        const sent = Date.now()
+        const expiresNoEarlierThan = sent + (yield* Effect.promise(() => raw.pttl("clock:job")))
+        server.pause() // no renewal can be confirmed from now on
+        offset.ms = -3_000 // NTP steps the wall clock back 3 s
+        yield* Fiber.join(section).pipe(
+          Effect.timeout("10 seconds"),
+          Effect.ensuring(Effect.sync(() => server.resume()))
+        )
+        expect(interruptedAt).toBeGreaterThan(0)
+        expect(interruptedAt, `interrupted ${interruptedAt - expiresNoEarlierThan} ms after the server TTL ran out`)
+          .toBeLessThan(expiresNoEarlierThan)
+      }),
+    30_000
+  )
 })

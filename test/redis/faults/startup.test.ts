@@ -45,7 +45,9 @@ describe("fault: Redis unavailable when the layer starts", () => {
       expect(error._tag).toBe("LockKvError")
       if (error._tag === "LockKvError") {
         expect(error.operation).toBe("connect")
-        expect(error.message).toBe(`cannot connect to Redis at 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`)
+        expect(error.message).toBe(
+          `cannot connect to Redis at 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`
+        )
       }
       expect(elapsed).toBeLessThan(10_000)
     }))

@@ -4,7 +4,6 @@
  * stopwatch, a store held in a Scope of its own, and `tsx` child processes
  * whose stdout lines can be awaited.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -12,6 +11,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
+import { type ChildProcess, spawn } from "node:child_process"
 import * as LockKv from "../../../src/LockKv.js"
 
 /** A plain ioredis client, closed with the scope. `commandTimeout` only when given. */
