@@ -9,7 +9,9 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, totalmem } from "node:os"
 import { dirname, resolve } from "node:path"
 import { startRedisServer } from "../test/support/redisServer.js"
+import { type Baseline, BaselineError, prepareBaseline } from "./lib/baseline.js"
 import { connectServerStats, installSentCounter } from "./lib/commands.js"
+import { type Comparison, comparisonTable } from "./lib/compare.js"
 import { parseArgs, type ScenarioName } from "./lib/config.js"
 import { num, renderTable, section } from "./lib/table.js"
 import type { Target } from "./lib/targets.js"
@@ -58,16 +60,37 @@ const readTree = () => {
 }
 const tree = readTree()
 
+/** `--baseline`: resolved, built (once) and loaded before anything starts; any failure exits 2. */
+const baseline: Baseline | undefined = config.baseline === undefined ? undefined : await (async (ref) => {
+  try {
+    const loaded = await prepareBaseline(ref, log)
+    log(`bench: baseline ${ref} = ${loaded.sha.slice(0, 12)}, from ${loaded.dir}${loaded.built ? " (built now)" : ""}`)
+    if (loaded.buildWarning !== undefined) log(`bench: WARNING: ${loaded.buildWarning}`)
+    return loaded
+  } catch (error) {
+    // A BaselineError says all there is to say; anything else keeps its stack.
+    const message = error instanceof BaselineError
+      ? error.message
+      : error instanceof Error
+      ? error.stack ?? error.message
+      : String(error)
+    console.error(`bench: --baseline ${ref}: ${message}`)
+    process.exit(2)
+  }
+})(config.baseline)
+
 const server = await startRedisServer()
 const stats = await connectServerStats(server.url)
 const results: Record<string, unknown> = {}
 const tables: Array<string> = []
 const targets: Array<Target> = []
+const comparisons: Array<Comparison> = []
 
 try {
   const redisVersion = await stats.version()
   log(`bench: redis-server ${redisVersion} on ${server.url} (pid ${server.pid}); ${config.quick ? "quick" : "full"} run of ${config.scenarios.join(", ")}` +
-    (config.contenders.length > 0 ? `, only contenders ${config.contenders.join(", ")} (partial)` : ""))
+    (config.contenders.length > 0 ? `, only contenders ${config.contenders.join(", ")} (partial)` : "") +
+    (baseline === undefined ? "" : `, against baseline ${baseline.ref} (${baseline.sha.slice(0, 12)})`))
   results.meta = {
     date: new Date().toISOString(),
     mode: config.quick ? "quick" : "full",
@@ -85,23 +108,45 @@ try {
     readonly json: unknown
     readonly table: string
     readonly targets: ReadonlyArray<Target>
+    readonly comparisons?: ReadonlyArray<Comparison>
   }
   const scenarios: Record<ScenarioName, () => Promise<Outcome>> = {
     uncontended: async () => {
-      const { table, targets, ...json } = await runUncontended(server.url, stats, config.uncontended, log, config.contenders)
-      return { json, table, targets }
+      const { table, targets, comparisons, ...json } = await runUncontended(
+        server.url,
+        stats,
+        config.uncontended,
+        log,
+        config.contenders,
+        baseline
+      )
+      return { json, table, targets, comparisons }
     },
     contended: async () => {
-      const { table, targets, ...json } = await runContended(server.url, stats, config.contended, log, config.contenders)
-      return { json, table, targets }
+      const { table, targets, comparisons, ...json } = await runContended(
+        server.url,
+        stats,
+        config.contended,
+        log,
+        config.contenders,
+        baseline
+      )
+      return { json, table, targets, comparisons }
     },
     "cross-process": async () => {
-      const { table, targets, ...json } = await runCrossProcess(server.url, stats, config.crossProcess, log, config.contenders)
-      return { json, table, targets }
+      const { table, targets, comparisons, ...json } = await runCrossProcess(
+        server.url,
+        stats,
+        config.crossProcess,
+        log,
+        config.contenders,
+        baseline
+      )
+      return { json, table, targets, comparisons }
     },
     memory: async () => {
-      const { table, targets, ...json } = await runMemory(config.memory, log)
-      return { json, table, targets }
+      const { table, targets, comparisons, ...json } = await runMemory(config.memory, log, baseline)
+      return { json, table, targets, comparisons }
     },
     "memory-bound": async () => {
       const { table, ...json } = await runMemoryBound(config.memoryBound, log)
@@ -116,6 +161,7 @@ try {
       results[scenario] = outcome.json
       tables.push(outcome.table)
       targets.push(...outcome.targets)
+      comparisons.push(...(outcome.comparisons ?? []))
     } catch (error) {
       // One broken scenario (or contender) must not cost the others' figures.
       const message = error instanceof Error ? error.stack ?? error.message : String(error)
@@ -137,6 +183,18 @@ try {
         t.verdict
       ])
     )
+  if (baseline !== undefined) {
+    tables.push(comparisonTable(`@${baseline.ref} (${baseline.sha.slice(0, 12)})`, comparisons))
+    if (baseline.buildWarning !== undefined) tables.push(`WARNING: ${baseline.buildWarning}`)
+    results.baseline = {
+      ref: baseline.ref,
+      sha: baseline.sha,
+      dir: baseline.dir,
+      builtThisRun: baseline.built,
+      buildWarning: baseline.buildWarning,
+      comparisons
+    }
+  }
   const own = targets.filter((t) => t.reference !== true)
   const references = targets.filter((t) => t.reference === true)
   tables.push(

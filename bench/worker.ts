@@ -8,12 +8,20 @@
 import { Redis } from "ioredis"
 import { createInterface } from "node:readline"
 import { findContender, type RedisClient } from "./contenders/redis.js"
+import { baselineEnv, type BaselineLocation, loadBaseline } from "./lib/baseline.js"
 import { excludeFromSent, installSentCounter, sentSnapshot, subtractCounts } from "./lib/commands.js"
 import { LoopStats, type Probe } from "./lib/loop.js"
 import { type FromWorker, marker, type ToWorker } from "./lib/protocol.js"
 import { cpuMicros, now, sleep } from "./lib/time.js"
 
 installSentCounter()
+
+// With `--baseline` the parent names the built baseline; a worker that cannot
+// load it (or would load other effect / ioredis instances) exits, failing (b').
+const baselineLocation = process.env[baselineEnv]
+const baseline = baselineLocation === undefined || baselineLocation === ""
+  ? undefined
+  : { ...(await loadBaseline(JSON.parse(baselineLocation) as BaselineLocation)), built: false, buildWarning: undefined }
 
 const reply = (message: FromWorker): void => {
   process.stdout.write(`${marker}${JSON.stringify(message)}\n`)
@@ -31,7 +39,7 @@ const handle = async (message: ToWorker): Promise<void> => {
         await probeRedis.connect()
       }
       probeKey = message.probeKey
-      client = await findContender(message.contender).make(message.url, message.key)
+      client = await findContender(message.contender, baseline).make(message.url, message.key)
       return reply({ op: "prepared" })
     }
     case "run": {

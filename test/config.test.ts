@@ -113,9 +113,11 @@ describe("LockKv.settings", () => {
         expect(String(error)).toContain("unset it to use the in-memory store")
       }
       // The layer refuses it too: no store is built.
-      const exit = yield* Effect.exit(Effect.scoped(Layer.build(LockKv.layer)).pipe(
-        Effect.withConfigProvider(provider({ REDIS_URL: "" }))
-      ))
+      const exit = yield* Effect.exit(
+        Effect.scoped(Layer.build(LockKv.layer)).pipe(
+          Effect.withConfigProvider(provider({ REDIS_URL: "" }))
+        )
+      )
       expect(Exit.isFailure(exit) && ConfigError.isConfigError(failureOf(exit))).toBe(true)
     }))
 
@@ -243,6 +245,55 @@ describe("LockKv.settings", () => {
       expect(String(both)).toContain("REDIS_DB")
     }))
 
+  it.effect("with Redis selected, empty or blank parts count as unset; without it, parts are not read", () =>
+    Effect.gen(function*() {
+      const blank = {
+        REDIS_PORT: "",
+        REDIS_DB: " ",
+        REDIS_TLS: "",
+        REDIS_USERNAME: "",
+        REDIS_PASSWORD: " ",
+        REDIS_TLS_CA: "",
+        REDIS_CONNECT_TIMEOUT: "\t"
+      }
+      expect(yield* load({ REDIS_HOST: "h", ...blank })).toEqual({
+        _tag: "Redis",
+        options: { host: "h", namespace: "lock" }
+      })
+      // Malformed parts do not matter while neither REDIS_URL nor REDIS_HOST is set.
+      expect(yield* load({ REDIS_TLS: "maybe", REDIS_DB: "x", REDIS_CONNECT_TIMEOUT: "soon" })).toEqual({
+        _tag: "Memory",
+        namespace: "lock"
+      })
+    }))
+
+  it.effect("ports, integers and booleans are read by Effect's Config.port, Config.integer and Config.boolean", () =>
+    Effect.gen(function*() {
+      const options = (entries: Record<string, string>) =>
+        load({ REDIS_HOST: "h", ...entries }).pipe(Effect.map(redisOptions))
+      const spellings = { true: true, yes: true, on: true, 1: true, false: false, no: false, off: false, 0: false }
+      for (const [text, value] of Object.entries(spellings)) {
+        expect((yield* options({ REDIS_TLS: text })).tls, text).toBe(value)
+      }
+      expect((yield* options({ REDIS_DB: "2147483647", REDIS_PORT: "65535" })).db).toBe(2_147_483_647)
+      const message = (entries: Record<string, string>) => Effect.map(Effect.flip(options(entries)), String)
+      // Effect's own messages, under the variable's name.
+      expect(yield* message({ REDIS_PORT: "70000" })).toContain(
+        "Invalid data at REDIS_PORT: \"Expected a network port value"
+      )
+      expect(yield* message({ REDIS_DB: "one" })).toContain("Invalid data at REDIS_DB: \"Expected an integer value")
+      expect(yield* message({ REDIS_TLS: "maybe" })).toContain("Invalid data at REDIS_TLS: \"Expected a boolean value")
+      expect(yield* message({ REDIS_DB: "2147483648" })).toContain(
+        "REDIS_DB must be a database number from 0 to 2147483647"
+      )
+      expect(yield* message({ REDIS_CONNECT_TIMEOUT: "0" })).toContain(
+        "REDIS_CONNECT_TIMEOUT: \"0\" must be greater than zero"
+      )
+      // Every malformed variable is reported, the namespace too.
+      const all = yield* message({ REDIS_PORT: "abc", REDIS_TLS: "maybe", LOCK_NAMESPACE: " " })
+      for (const name of ["REDIS_PORT", "REDIS_TLS", "LOCK_NAMESPACE"]) expect(all).toContain(name)
+    }))
+
   it.effect("a password never appears in a printed config error", () =>
     Effect.gen(function*() {
       for (
@@ -288,7 +339,8 @@ describe("LockKv.layer connecting to Redis", () => {
 
       // The same wrong password given in the URL.
       const inUrl = yield* buildLayer({ REDIS_URL: `redis://default:${wrong}@127.0.0.1:${server.port}` })
-      const urlText = printed(failureOf(inUrl.exit)) + (Exit.isFailure(inUrl.exit) ? Cause.pretty(inUrl.exit.cause) : "") +
+      const urlText = printed(failureOf(inUrl.exit)) +
+        (Exit.isFailure(inUrl.exit) ? Cause.pretty(inUrl.exit.cause) : "") +
         inUrl.logs.join("\n")
       expect(urlText).not.toContain(wrong)
 
@@ -300,7 +352,11 @@ describe("LockKv.layer connecting to Redis", () => {
   it.scopedLive("a correct password works, also overriding a wrong one in the URL", () =>
     Effect.gen(function*() {
       const server = yield* redisServerScoped({ args: ["--requirepass", "right-Pa55word"] })
-      const direct = yield* buildLayer({ REDIS_HOST: "127.0.0.1", REDIS_PORT: String(server.port), REDIS_PASSWORD: "right-Pa55word" })
+      const direct = yield* buildLayer({
+        REDIS_HOST: "127.0.0.1",
+        REDIS_PORT: String(server.port),
+        REDIS_PASSWORD: "right-Pa55word"
+      })
       expect(direct.exit).toEqual(Exit.succeed(Option.some("ok")))
       const overridden = yield* buildLayer({
         REDIS_URL: `redis://default:stale@127.0.0.1:${server.port}`,

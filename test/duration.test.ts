@@ -24,7 +24,9 @@ describe("duration parser", () => {
     for (const bad of ["30", "-1s", "abc", "", "5 parsecs", "1x", "s", "1s2", "Infinity", "inf", "-0"]) {
       expect(Either.isLeft(DurationParser.parse(bad)), bad).toBe(true)
     }
-    expect(DurationParser.parse("30")).toEqual(Either.left("\"30\" has no unit (e.g. 500ms, 30s, 2m, 1m30s or \"30 seconds\")"))
+    expect(DurationParser.parse("30")).toEqual(
+      Either.left("\"30\" has no unit (e.g. 500ms, 30s, 2m, 1m30s or \"30 seconds\")")
+    )
     expect(DurationParser.parse("-1s")).toEqual(Either.left("\"-1s\" is negative"))
   })
 
@@ -33,7 +35,9 @@ describe("duration parser", () => {
     expect(Either.isRight(endless) && Duration.equals(endless.right, Duration.infinity)).toBe(true)
     expect(Either.isRight(DurationParser.parse(" Infinity ", { infinity: true }))).toBe(true)
     expect(DurationParser.parse("infinity")).toEqual(
-      Either.left("\"infinity\" is not allowed here: a finite duration is required (e.g. 500ms, 30s, 2m, 1m30s or \"30 seconds\")")
+      Either.left(
+        "\"infinity\" is not allowed here: a finite duration is required (e.g. 500ms, 30s, 2m, 1m30s or \"30 seconds\")"
+      )
     )
     // A number too large for a double must not slip in as Duration.infinity.
     expect(DurationParser.parse(`${"9".repeat(400)}s`)).toEqual(Either.left(`"${"9".repeat(400)}s" is too large`))

@@ -1,14 +1,15 @@
 /** Metrics and spans: recorded under the documented names, tagged by backend, the key as a span attribute. */
-import { describe, expect, it } from "@effect/vitest"
+import { expect, layer } from "@effect/vitest"
 import { Effect, Exit, Metric, Option } from "effect"
 import { Lock, LockKv } from "../src/index.js"
-import { observe } from "./security/observe.js"
+import { observe } from "./support/observe.js"
 
 const memory = { acquisitions: Lock.lockMetrics.acquisitions, contention: Lock.lockMetrics.contention }
 const counter = (name: "acquisitions" | "contention") => Metric.tagged(memory[name], "backend", "memory")
 const histogram = (name: "waitTime" | "holdTime") => Metric.tagged(Lock.lockMetrics[name], "backend", "memory")
 
-describe("observability", () => {
+// One memory store for the block: each test uses keys of its own.
+layer(LockKv.layerMemory)("observability", (it) => {
   it("the documented names", () => {
     expect(Lock.metricNames).toEqual({
       acquisitions: "effect_lock_acquisitions_total",
@@ -34,7 +35,7 @@ describe("observability", () => {
       expect((yield* Metric.value(counter("contention"))).count).toBe(before.contention + 1)
       expect((yield* Metric.value(histogram("holdTime"))).count).toBe(before.holds + 2)
       expect((yield* Metric.value(histogram("waitTime"))).count).toBe(before.waits + 2)
-    }).pipe(Effect.provide(LockKv.layerMemory)))
+    }))
 
   it.effect("spans: acquire and release carry the key, never the token, when a tracer is installed", () =>
     Effect.gen(function*() {
@@ -51,5 +52,5 @@ describe("observability", () => {
         expect(span.attributes.get("lock.key")).toBe("traced")
         expect([...span.attributes.values()]).not.toContain(token)
       }
-    }).pipe(Effect.provide(LockKv.layerMemory)))
+    }))
 })

@@ -18,7 +18,8 @@ import { Mutex } from "redis-semaphore"
 import Redlock from "redlock"
 import type { LockKv as LockKvTypes } from "../../src/index.js"
 import * as scripts from "../../src/internal/redis/scripts.js"
-import { Lock, LockKv } from "../lib/effectLock.js"
+import type { Baseline } from "../lib/baseline.js"
+import { current, type EffectLockModule } from "../lib/effectLock.js"
 import { effectLoop, type EffectLock, type LoopSpec, promiseLoop, type PromiseLock } from "../lib/loop.js"
 import { sleep } from "../lib/time.js"
 
@@ -307,27 +308,37 @@ const effectDistributedLock = (setting: "default" | "fast"): RedisContender => (
   }
 })
 
-/** effect-lock on `LockKv.layerRedis`, built once per client (its own connections). */
-const effectLock = (form: "withLock" | "acquire"): RedisContender => ({
-  id: `effect-lock:${form}`,
-  label: form === "withLock" ? "effect-lock Lock.withLock" : "effect-lock scoped Lock.acquire",
-  setting: "default",
-  uncontended: true,
-  contended: form === "withLock",
-  make: async (url, key) => {
-    const runtime = ManagedRuntime.make(
-      LockKv.layerRedis({ url, namespace: "bench" }).pipe(Layer.orDie)
-    )
-    await runtime.runPromise(LockKv.LockKv)
-    const lock: EffectLock<LockKvTypes.LockKv> = form === "withLock"
-      ? (section) => Lock.withLock(section, key)
-      : (section) => Effect.scoped(Effect.zipRight(Lock.acquire(key), section))
-    return {
-      runLoop: (spec) => runtime.runPromise(effectLoop(lock, spec)),
-      close: () => runtime.dispose()
+/** Ids of the baseline's effect-lock contenders (`--baseline`): `effect-lock@baseline:withLock`. */
+export const baselineIdPrefix = "effect-lock@baseline:"
+
+/**
+ * effect-lock on `LockKv.layerRedis`, built once per client (its own
+ * connections): the working tree's build, or with `baseline` that ref's.
+ */
+const effectLock = (form: "withLock" | "acquire", baseline?: Baseline): RedisContender => {
+  const { Lock, LockKv }: EffectLockModule = baseline?.module ?? current
+  const name = baseline === undefined ? "effect-lock" : `effect-lock @${baseline.ref}`
+  return {
+    id: baseline === undefined ? `effect-lock:${form}` : `${baselineIdPrefix}${form}`,
+    label: form === "withLock" ? `${name} Lock.withLock` : `${name} scoped Lock.acquire`,
+    setting: "default",
+    uncontended: true,
+    contended: form === "withLock",
+    make: async (url, key) => {
+      const runtime = ManagedRuntime.make(
+        LockKv.layerRedis({ url, namespace: "bench" }).pipe(Layer.orDie)
+      )
+      await runtime.runPromise(LockKv.LockKv)
+      const lock: EffectLock<LockKvTypes.LockKv> = form === "withLock"
+        ? (section) => Lock.withLock(section, key)
+        : (section) => Effect.scoped(Effect.zipRight(Lock.acquire(key), section))
+      return {
+        runLoop: (spec) => runtime.runPromise(effectLoop(lock, spec)),
+        close: () => runtime.dispose()
+      }
     }
   }
-})
+}
 
 /** Every Redis contender, in table order. */
 export const redisContenders: ReadonlyArray<RedisContender> = [
@@ -346,18 +357,40 @@ export const redisContenders: ReadonlyArray<RedisContender> = [
   effectLock("acquire")
 ]
 
-/** The contenders a run keeps: those whose id starts with one of `prefixes` (all without any). */
-export const selectContenders = (prefixes: ReadonlyArray<string>): ReadonlyArray<RedisContender> => {
+/** The baseline's twin of a working-tree effect-lock contender, if it has one. */
+const baselineTwin = (id: string, baseline: Baseline): RedisContender | undefined =>
+  id === "effect-lock:withLock" ? effectLock("withLock", baseline)
+  : id === "effect-lock:acquire" ? effectLock("acquire", baseline)
+  : undefined
+
+/**
+ * The contenders a run keeps: those whose id starts with one of `prefixes` (all
+ * without any). With a baseline, each effect-lock contender kept is followed by
+ * its baseline twin, so that the two run next to each other in every round.
+ */
+export const selectContenders = (prefixes: ReadonlyArray<string>, baseline?: Baseline): ReadonlyArray<RedisContender> => {
   const unknown = prefixes.filter((p) => !redisContenders.some((c) => c.id.startsWith(p)))
   if (unknown.length > 0) {
     throw new Error(`--contenders: no contender id starts with ${unknown.map((p) => JSON.stringify(p)).join(", ")} ` +
       `(ids: ${redisContenders.map((c) => c.id).join(", ")})`)
   }
-  return prefixes.length === 0 ? redisContenders : redisContenders.filter((c) => prefixes.some((p) => c.id.startsWith(p)))
+  const kept = prefixes.length === 0 ? redisContenders : redisContenders.filter((c) => prefixes.some((p) => c.id.startsWith(p)))
+  if (baseline === undefined) return kept
+  return kept.flatMap((c) => {
+    const twin = baselineTwin(c.id, baseline)
+    return twin === undefined ? [c] : [c, twin]
+  })
 }
 
-export const findContender = (id: string): RedisContender => {
-  const found = redisContenders.find((c) => c.id === id)
-  if (found === undefined) throw new Error(`unknown contender ${id}`)
+export const findContender = (id: string, baseline?: Baseline): RedisContender => {
+  const found = redisContenders.find((c) => c.id === id) ??
+    (baseline !== undefined && id.startsWith(baselineIdPrefix)
+      ? baselineTwin(`effect-lock:${id.slice(baselineIdPrefix.length)}`, baseline)
+      : undefined)
+  if (found === undefined) {
+    throw new Error(
+      `unknown contender ${id}` + (id.startsWith(baselineIdPrefix) ? " (a baseline contender without a baseline)" : "")
+    )
+  }
   return found
 }

@@ -20,6 +20,8 @@ export interface BenchConfig {
   readonly output: string
   /** Redis contenders kept (by id prefix); empty: all of them. */
   readonly contenders: ReadonlyArray<string>
+  /** `--baseline <git-ref>`: effect-lock at that ref, measured beside the working tree. */
+  readonly baseline: string | undefined
   readonly uncontended: { readonly rounds: number; readonly roundMs: number; readonly warmupMs: number }
   readonly contended: {
     readonly rounds: number
@@ -39,7 +41,7 @@ export interface BenchConfig {
   readonly memoryBound: { readonly keys: number; readonly ttlMs: number; readonly settleMs: number }
 }
 
-export const usage = `usage: npm run bench -- [--quick] [--only <scenario>[,<scenario>...]] [--out <file.json>]
+export const usage = `usage: npm run bench -- [--quick] [--only <scenario>[,<scenario>...]] [--out <file.json>] [--baseline <git-ref>]
 
 scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d)
   --quick   about one minute: shorter rounds, fewer of them, 200k keys in memory-bound
@@ -47,13 +49,22 @@ scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d)
   --out     where to write the JSON (default bench/results/latest.json)
   --contenders <id>[,<id>...]
             run only the Redis contenders whose id starts with one of these
-            (e.g. floor,redis-semaphore,effect-lock); a partial run, for probing`
+            (e.g. floor,redis-semaphore,effect-lock); a partial run, for probing
+  --baseline <git-ref>
+            also measure effect-lock built from that commit, in the same rounds,
+            and print working tree ÷ baseline ratios (built once into
+            $TMPDIR/effect-lock-baseline-<sha>-<hash>)
+  --rounds <n>
+            measured rounds of (a), (b), (b') and (c), instead of the preset
+            count; more short rounds make the per-round ratios' median steadier`
 
 export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
   let quick = false
   let output = "bench/results/latest.json"
   const only: Array<ScenarioName> = []
   const contenders: Array<string> = []
+  let baseline: string | undefined
+  let rounds: number | undefined
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? arg.split("=", 2) as [string, string] : [arg, undefined]
@@ -79,6 +90,16 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       case "--out":
         output = value()
         break
+      case "--rounds": {
+        const v = value()
+        rounds = /^\d+$/.test(v) ? Number(v) : Number.NaN
+        if (!(rounds >= 1 && rounds <= 1_000)) throw new Error(`--rounds needs a whole number from 1 to 1000, got "${v}"\n${usage}`)
+        break
+      }
+      case "--baseline":
+        baseline = value().trim()
+        if (baseline === "") throw new Error(`--baseline needs a git ref (a commit, branch or tag)\n${usage}`)
+        break
       case "--help":
       case "-h":
         console.log(usage)
@@ -89,12 +110,13 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
     }
   }
   const scenarios = only.length === 0 ? [...scenarioNames] : scenarioNames.filter((s) => only.includes(s))
-  return quick
+  const config: BenchConfig = quick
     ? {
       quick,
       scenarios,
       output,
       contenders,
+      baseline,
       uncontended: { rounds: 2, roundMs: 400, warmupMs: 200 },
       contended: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
       crossProcess: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
@@ -106,6 +128,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       scenarios,
       output,
       contenders,
+      baseline,
       // As many rounds as a scenario has contenders, so that each takes every place
       // in the rotating order once, and short ones, so that a slow stretch of this
       // shared machine falls on all of them rather than on one.
@@ -115,4 +138,11 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       memory: { rounds: 8, roundMs: 400, warmupMs: 300, fibers: 8 },
       memoryBound: { keys: 1_000_000, ttlMs: 1, settleMs: 3_000 }
     }
+  return rounds === undefined ? config : {
+    ...config,
+    uncontended: { ...config.uncontended, rounds },
+    contended: { ...config.contended, rounds },
+    crossProcess: { ...config.crossProcess, rounds },
+    memory: { ...config.memory, rounds }
+  }
 }

@@ -6,6 +6,16 @@
  */
 import type * as EffectLock from "../../src/index.js"
 
+/**
+ * What the bench uses of the package. A baseline build of another git ref
+ * (`lib/baseline.ts`) is loaded as one of these too: typed as the working
+ * tree's API, checked at load time for the few members the bench calls.
+ */
+export type EffectLockModule = Pick<typeof EffectLock, "Lock" | "LockKv">
+
 const dist = "../../dist/index.js"
 
-export const { Lock, LockKv }: Pick<typeof EffectLock, "Lock" | "LockKv"> = await import(dist)
+/** The working tree's build. */
+export const current: EffectLockModule = await import(dist)
+
+export const { Lock, LockKv } = current

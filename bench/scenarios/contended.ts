@@ -8,6 +8,8 @@ import {
   emptyServerDelta,
   type ServerStats
 } from "../lib/commands.js"
+import type { Baseline } from "../lib/baseline.js"
+import type { Comparison, RoundFigures } from "../lib/compare.js"
 import type { BenchConfig } from "../lib/config.js"
 import { LoopStats, type Probe } from "../lib/loop.js"
 import { measureRound } from "../lib/round.js"
@@ -15,12 +17,14 @@ import { section } from "../lib/table.js"
 import type { Target } from "../lib/targets.js"
 import { now, within } from "../lib/time.js"
 import { type RedisClient, type RedisContender, selectContenders } from "../contenders/redis.js"
-import { type ContendedRow, contendedTable, contendedTargets, type Tally, toRow } from "./contention.js"
+import { type ContendedRow, contendedTable, contendedTargets, type Tally, toRow, withLockComparisons } from "./contention.js"
 
 export interface ContendedResult {
   readonly rows: ReadonlyArray<ContendedRow>
   readonly targets: ReadonlyArray<Target>
   readonly table: string
+  /** Working tree ÷ baseline, with `--baseline` only. */
+  readonly comparisons: ReadonlyArray<Comparison>
 }
 
 /** Time a round's loops get, after the round's end, to finish their last acquisition. */
@@ -45,6 +49,7 @@ const holdersProbe = () => {
 
 interface Entry extends Tally<RedisContender> {
   readonly clients: ReadonlyArray<RedisClient>
+  readonly rounds: Array<RoundFigures>
 }
 
 export const runContended = async (
@@ -52,7 +57,8 @@ export const runContended = async (
   server: ServerStats,
   config: BenchConfig["contended"],
   log: (line: string) => void,
-  only: ReadonlyArray<string> = []
+  only: ReadonlyArray<string> = [],
+  baseline?: Baseline
 ): Promise<ContendedResult> => {
   const entries: Array<Entry> = []
   const runRound = async (entry: Entry, ms: number, stats: ReadonlyArray<LoopStats>) => {
@@ -66,7 +72,7 @@ export const runContended = async (
     return { ms: now() - start, violations: violations(), overrun: done === undefined }
   }
   try {
-    for (const contender of selectContenders(only).filter((c) => c.contended)) {
+    for (const contender of selectContenders(only, baseline).filter((c) => c.contended)) {
       const clients: Array<RedisClient> = []
       for (let i = 0; i < config.clients; i++) clients.push(await contender.make(url, `bench:b:${contender.id}`))
       const entry: Entry = {
@@ -78,7 +84,8 @@ export const runContended = async (
         server: emptyServerDelta,
         cpuUs: 0,
         violations: 0,
-        overruns: 0
+        overruns: 0,
+        rounds: []
       }
       entries.push(entry)
       if (config.warmupMs > 0) {
@@ -89,7 +96,13 @@ export const runContended = async (
     for (let round = 0; round < config.rounds; round++) {
       const order = entries.map((_, i) => entries[(i + round) % entries.length]!)
       for (const entry of order) {
+        const [acquisitions, cpuUs] = [entry.stats.reduce((n, s) => n + s.acquisitions, 0), entry.cpuUs]
         const result = await measureRound(server, entry, () => runRound(entry, config.roundMs, entry.stats))
+        entry.rounds.push({
+          units: entry.stats.reduce((n, s) => n + s.acquisitions, 0) - acquisitions,
+          ms: result.ms,
+          cpuUs: entry.cpuUs - cpuUs
+        })
         entry.ms += result.ms
         entry.violations += result.violations
         if (result.overrun) entry.overruns++
@@ -107,5 +120,10 @@ export const runContended = async (
     ),
     contendedTable(rows)
   ].join("\n")
-  return { rows, targets: contendedTargets("(b) contended", rows), table }
+  return {
+    rows,
+    targets: contendedTargets("(b) contended", rows),
+    table,
+    comparisons: withLockComparisons("(b) contended", entries)
+  }
 }

@@ -3,6 +3,8 @@
  * into one row per contender, the table, and the issue's targets.
  */
 import { type CommandCounts, perUnit, type ServerDelta } from "../lib/commands.js"
+import { baselineIdPrefix } from "../contenders/redis.js"
+import { compareRounds, type Comparison, type RoundFigures } from "../lib/compare.js"
 import { LoopStats } from "../lib/loop.js"
 import { distribution, ratio, Samples } from "../lib/stats.js"
 import { int, num, renderTable } from "../lib/table.js"
@@ -152,8 +154,9 @@ export const contendedTable = (rows: ReadonlyArray<ContendedRow>): string =>
 export const contendedTargets = (scenario: string, rows: ReadonlyArray<ContendedRow>): Array<Target> => {
   const targets: Array<Target> = []
   const withLock = rows.find((r) => r.id === "effect-lock:withLock")
-  // The best anchor: any other contender, each library at its defaults and at its fastest retry, and the floor.
-  const best = bestOf(rows.filter((r) => !r.id.startsWith("effect-lock:") && !r.id.startsWith("ref:")), (r) => r.acquisitionsPerSec)
+  // The best anchor: any other contender, each library at its defaults and at its fastest retry, and the floor
+  // (never effect-lock itself, at any ref).
+  const best = bestOf(rows.filter((r) => !r.id.startsWith("effect-lock") && !r.id.startsWith("ref:")), (r) => r.acquisitionsPerSec)
   const maxWait = (row: ContendedRow) => Math.max(row.waitMs.max, row.unfinishedWaitMs)
   if (withLock !== undefined) {
     targets.push(
@@ -206,4 +209,14 @@ export const contendedTargets = (scenario: string, rows: ReadonlyArray<Contended
     )
   )
   return targets
+}
+
+/** withLock, working tree ÷ baseline (`--baseline`), from (b)'s or (b')'s per-round figures. */
+export const withLockComparisons = (
+  scenario: string,
+  entries: ReadonlyArray<{ readonly contender: { readonly id: string }; readonly rounds: ReadonlyArray<RoundFigures> }>
+): Array<Comparison> => {
+  const roundsOf = (id: string) => entries.find((e) => e.contender.id === id)?.rounds
+  const [ours, theirs] = [roundsOf("effect-lock:withLock"), roundsOf(`${baselineIdPrefix}withLock`)]
+  return ours === undefined || theirs === undefined ? [] : [compareRounds(scenario, "withLock", ours, theirs)]
 }

@@ -15,6 +15,8 @@ import {
   type ServerStats,
   withoutCalls
 } from "../lib/commands.js"
+import { type Baseline, baselineEnv, type BaselineLocation } from "../lib/baseline.js"
+import type { Comparison, RoundFigures } from "../lib/compare.js"
 import type { BenchConfig } from "../lib/config.js"
 import { LoopStats } from "../lib/loop.js"
 import { type FromWorker, marker, type ToWorker, type WorkerResult } from "../lib/protocol.js"
@@ -23,12 +25,14 @@ import type { Target } from "../lib/targets.js"
 import { within } from "../lib/time.js"
 import { type RedisContender, selectContenders } from "../contenders/redis.js"
 import { overrunGraceMs } from "./contended.js"
-import { type ContendedRow, contendedTable, contendedTargets, type Tally, toRow } from "./contention.js"
+import { type ContendedRow, contendedTable, contendedTargets, type Tally, toRow, withLockComparisons } from "./contention.js"
 
 export interface CrossProcessResult {
   readonly rows: ReadonlyArray<ContendedRow>
   readonly targets: ReadonlyArray<Target>
   readonly table: string
+  /** Working tree ÷ baseline, with `--baseline` only. */
+  readonly comparisons: ReadonlyArray<Comparison>
 }
 
 const workerPath = fileURLToPath(new URL("../worker.ts", import.meta.url))
@@ -40,9 +44,13 @@ interface Worker {
   readonly next: (ms: number) => Promise<FromWorker>
 }
 
-const startWorker = (): Worker => {
+/** Starts a worker; with a baseline, it loads that build too (and checks its module identity). */
+const startWorker = (baseline: BaselineLocation | undefined): Worker => {
   const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), workerPath], {
-    stdio: ["pipe", "pipe", "inherit"]
+    stdio: ["pipe", "pipe", "inherit"],
+    env: baseline === undefined
+      ? process.env
+      : { ...process.env, [baselineEnv]: JSON.stringify({ ref: baseline.ref, sha: baseline.sha, dir: baseline.dir }) }
   })
   const inbox: Array<FromWorker> = []
   let waiting: ((m: FromWorker | Error) => void) | undefined
@@ -91,19 +99,22 @@ const expect = async <Op extends FromWorker["op"]>(
   return message as Extract<FromWorker, { op: Op }>
 }
 
-type Entry = Tally<RedisContender>
+interface Entry extends Tally<RedisContender> {
+  readonly rounds: Array<RoundFigures>
+}
 
 export const runCrossProcess = async (
   url: string,
   server: ServerStats,
   config: BenchConfig["crossProcess"],
   log: (line: string) => void,
-  only: ReadonlyArray<string> = []
+  only: ReadonlyArray<string> = [],
+  baseline?: Baseline
 ): Promise<CrossProcessResult> => {
-  const workers = Array.from({ length: config.clients }, startWorker)
+  const workers = Array.from({ length: config.clients }, () => startWorker(baseline))
   const all = <A>(f: (w: Worker) => Promise<A>) => Promise.all(workers.map(f))
   const probeKey = "bench:holders"
-  const entries: Array<Entry> = selectContenders(only).filter((c) => c.contended).map((contender) => ({
+  const entries: Array<Entry> = selectContenders(only, baseline).filter((c) => c.contended).map((contender) => ({
     contender,
     stats: workers.map(() => new LoopStats()),
     ms: 0,
@@ -111,7 +122,8 @@ export const runCrossProcess = async (
     server: emptyServerDelta,
     cpuUs: 0,
     violations: 0,
-    overruns: 0
+    overruns: 0,
+    rounds: []
   }))
 
   /** Prepares every worker, runs one synchronized round, closes the clients. */
@@ -145,6 +157,11 @@ export const runCrossProcess = async (
       }
     }
     entry.server = addServerDeltas(entry.server, delta)
+    entry.rounds.push({
+      units: results.reduce((n, r) => n + r.stats.acquisitions, 0),
+      ms: elapsed,
+      cpuUs: results.reduce((n, r) => n + r.cpuUs, 0)
+    })
   }
 
   try {
@@ -173,5 +190,10 @@ export const runCrossProcess = async (
     ),
     contendedTable(rows)
   ].join("\n")
-  return { rows, targets: contendedTargets("(b') processes", rows), table }
+  return {
+    rows,
+    targets: contendedTargets("(b') processes", rows),
+    table,
+    comparisons: withLockComparisons("(b') processes", entries)
+  }
 }

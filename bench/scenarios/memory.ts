@@ -9,12 +9,18 @@
 import { Mutex } from "async-mutex"
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import type { LockKv as LockKvTypes } from "../../src/index.js"
 import { Lock, LockKv } from "../lib/effectLock.js"
+import type { Baseline } from "../lib/baseline.js"
+import { compareRounds, type Comparison, type RoundFigures } from "../lib/compare.js"
 import type { BenchConfig } from "../lib/config.js"
 import { ratio } from "../lib/stats.js"
 import { int, num, renderTable, section } from "../lib/table.js"
 import { atLeast, atMost, type Target } from "../lib/targets.js"
 import { collectGarbage, cpuMicros, now } from "../lib/time.js"
+
+/** Ids of the baseline's entries (`--baseline`): `baseline:withLock`. */
+const baselinePrefix = "baseline:"
 
 /** Cycles between two deadline checks, so that reading the clock stays out of the measure. */
 const batch = 16
@@ -39,6 +45,8 @@ export interface MemoryResult {
   readonly ratios: Readonly<Record<string, number>>
   readonly targets: ReadonlyArray<Target>
   readonly table: string
+  /** Working tree ÷ baseline, with `--baseline` only. */
+  readonly comparisons: ReadonlyArray<Comparison>
 }
 
 interface Entry {
@@ -48,6 +56,7 @@ interface Entry {
   /** Runs `fibers` loops until `until`; resolves with each loop's cycle count. */
   readonly run: (until: number) => Promise<ReadonlyArray<number>>
   readonly perFiber: Array<number>
+  readonly rounds: Array<RoundFigures>
   ms: number
   cpuUs: number
   error: string | undefined
@@ -75,11 +84,20 @@ const promiseCount = async (cycle: () => Promise<unknown>, until: number): Promi
   return n
 }
 
-export const runMemory = async (config: BenchConfig["memory"], log: (line: string) => void): Promise<MemoryResult> => {
+export const runMemory = async (
+  config: BenchConfig["memory"],
+  log: (line: string) => void,
+  baseline?: Baseline
+): Promise<MemoryResult> => {
   // Every Effect contender runs in this one runtime: the cost of scopes and
   // forks grows with the context a fiber carries, so all carry the same.
   const runtime = ManagedRuntime.make(LockKv.layerMemory)
   await runtime.runPromise(LockKv.LockKv)
+  // The baseline's store has the same tag key as the working tree's, so it gets
+  // a runtime of its own, carrying the same context (that one service).
+  const base = baseline?.module
+  const baseRuntime = base === undefined ? undefined : ManagedRuntime.make(base.LockKv.layerMemory)
+  if (baseRuntime !== undefined && base !== undefined) await baseRuntime.runPromise(base.LockKv.LockKv)
   const semaphore = Effect.unsafeMakeSemaphore(1)
   const mutex = new Mutex()
   const mutexContended = new Mutex()
@@ -93,25 +111,42 @@ export const runMemory = async (config: BenchConfig["memory"], log: (line: strin
     fibers: n,
     run,
     perFiber: Array.from({ length: n }, () => 0),
+    rounds: [],
     ms: 0,
     cpuUs: 0,
     error: undefined
   })
+  /** The baseline's twin of an effect-lock entry (`--baseline`), right after it in the rotating order. */
+  const twin = (
+    id: string,
+    label: string,
+    n: number,
+    cycle: (lib: NonNullable<typeof base>) => Effect.Effect<unknown, unknown, LockKvTypes.LockKv>
+  ): Array<Entry> =>
+    base === undefined || baseRuntime === undefined || baseline === undefined
+      ? []
+      : [make(`${baselinePrefix}${id}`, label.replace("effect-lock", `effect-lock @${baseline.ref}`), n, (until) =>
+        baseRuntime.runPromise(effectFibers(cycle(base), n, until)))]
   const entries: Array<Entry> = [
     make("withLock", "effect-lock withLock (memory)", 1, (until) =>
       runtime.runPromise(effectFibers(Lock.withLock(Effect.void, "bench:c:1"), 1, until))),
+    ...twin("withLock", "effect-lock withLock (memory)", 1, (lib) => lib.Lock.withLock(Effect.void, "bench:c:1")),
     make("semaphore", "Effect.makeSemaphore(1).withPermits(1)", 1, (until) =>
       runtime.runPromise(effectFibers(semaphore.withPermits(1)(Effect.void), 1, until))),
     make("async-mutex", "async-mutex runExclusive", 1, (until) =>
       Promise.all([promiseCount(() => mutex.runExclusive(() => {}), until)])),
     make("acquire", "effect-lock scoped Lock.acquire (memory)", 1, (until) =>
       runtime.runPromise(effectFibers(Effect.scoped(Lock.acquire("bench:c:acquire")), 1, until))),
+    ...twin("acquire", "effect-lock scoped Lock.acquire (memory)", 1, (lib) =>
+      Effect.scoped(lib.Lock.acquire("bench:c:acquire"))),
     make("bare", "bare Effect.scoped(acquireRelease(void))", 1, (until) =>
       runtime.runPromise(
         effectFibers(Effect.scoped(Effect.acquireRelease(Effect.void, () => Effect.void)), 1, until)
       )),
     make(`withLock×${fibers}`, `effect-lock withLock (memory), ${fibers} fibers`, fibers, (until) =>
       runtime.runPromise(effectFibers(Lock.withLock(Effect.yieldNow(), "bench:c:8"), fibers, until))),
+    ...twin(`withLock×${fibers}`, `effect-lock withLock (memory), ${fibers} fibers`, fibers, (lib) =>
+      lib.Lock.withLock(Effect.yieldNow(), "bench:c:8")),
     make(`semaphore×${fibers}`, `Effect semaphore, ${fibers} fibers`, fibers, (until) =>
       runtime.runPromise(effectFibers(semaphoreContended.withPermits(1)(Effect.yieldNow()), fibers, until))),
     make(`async-mutex×${fibers}`, `async-mutex, ${fibers} fibers`, fibers, (until) =>
@@ -128,9 +163,11 @@ export const runMemory = async (config: BenchConfig["memory"], log: (line: strin
     try {
       const counts = await entry.run(start + ms)
       if (measured) {
-        entry.ms += now() - start
-        entry.cpuUs += cpuMicros() - cpuStart
+        const [roundMs, cpuUs] = [now() - start, cpuMicros() - cpuStart]
+        entry.ms += roundMs
+        entry.cpuUs += cpuUs
         counts.forEach((n, i) => (entry.perFiber[i]! += n))
+        entry.rounds.push({ units: counts.reduce((a, b) => a + b, 0), ms: roundMs, cpuUs })
       }
     } catch (error) {
       entry.error = error instanceof Error ? error.message : String(error)
@@ -145,6 +182,7 @@ export const runMemory = async (config: BenchConfig["memory"], log: (line: strin
     }
   } finally {
     await runtime.dispose()
+    await baseRuntime?.dispose()
   }
 
   const rows: Array<MemoryRow> = entries.map((e) => {
@@ -202,5 +240,14 @@ export const runMemory = async (config: BenchConfig["memory"], log: (line: strin
       ["scoped acquire ÷ withLock (time per cycle)", num(ratios.acquirePerWithLockCost, 2)]
     ])
   ].join("\n")
-  return { rows, ratios, targets, table }
+  const roundsOf = (id: string) => entries.find((e) => e.id === id && e.error === undefined)?.rounds
+  const comparisons = [
+    ["withLock", "withLock, 1 fiber"],
+    [`withLock×${fibers}`, `withLock, ${fibers} fibers`],
+    ["acquire", "scoped acquire, 1 fiber"]
+  ].flatMap(([id, row]) => {
+    const [ours, theirs] = [roundsOf(id!), roundsOf(`${baselinePrefix}${id}`)]
+    return ours === undefined || theirs === undefined ? [] : [compareRounds("(c) memory", row!, ours, theirs)]
+  })
+  return { rows, ratios, targets, table, comparisons }
 }

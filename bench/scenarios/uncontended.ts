@@ -10,6 +10,8 @@ import {
   perUnit,
   type ServerStats
 } from "../lib/commands.js"
+import type { Baseline } from "../lib/baseline.js"
+import { compareRounds, type Comparison, type RoundFigures } from "../lib/compare.js"
 import type { BenchConfig } from "../lib/config.js"
 import { measureRound } from "../lib/round.js"
 import { LoopStats } from "../lib/loop.js"
@@ -17,7 +19,7 @@ import { distribution, ratio } from "../lib/stats.js"
 import { int, num, renderTable, section } from "../lib/table.js"
 import { asReference, atLeast, bestOf, isLibrary, type Target } from "../lib/targets.js"
 import { now } from "../lib/time.js"
-import { type RedisClient, selectContenders } from "../contenders/redis.js"
+import { baselineIdPrefix, type RedisClient, selectContenders } from "../contenders/redis.js"
 
 export interface UncontendedRow {
   readonly id: string
@@ -44,6 +46,8 @@ export interface UncontendedResult {
   readonly rows: ReadonlyArray<UncontendedRow>
   readonly targets: ReadonlyArray<Target>
   readonly table: string
+  /** Working tree ÷ baseline, with `--baseline` only. */
+  readonly comparisons: ReadonlyArray<Comparison>
 }
 
 export const runUncontended = async (
@@ -51,9 +55,10 @@ export const runUncontended = async (
   server: ServerStats,
   config: BenchConfig["uncontended"],
   log: (line: string) => void,
-  only: ReadonlyArray<string> = []
+  only: ReadonlyArray<string> = [],
+  baseline?: Baseline
 ): Promise<UncontendedResult> => {
-  const contenders = selectContenders(only).filter((c) => c.uncontended)
+  const contenders = selectContenders(only, baseline).filter((c) => c.uncontended)
   const entries: Array<{
     readonly contender: typeof contenders[number]
     readonly client: RedisClient
@@ -62,10 +67,11 @@ export const runUncontended = async (
     cpuUs: number
     sent: CommandCounts
     server: typeof emptyServerDelta
+    readonly rounds: Array<RoundFigures>
   }> = []
   for (const contender of contenders) {
     const client = await contender.make(url, `bench:a:${contender.id}`)
-    entries.push({ contender, client, stats: new LoopStats(), ms: 0, cpuUs: 0, sent: emptyCounts, server: emptyServerDelta })
+    entries.push({ contender, client, stats: new LoopStats(), ms: 0, cpuUs: 0, sent: emptyCounts, server: emptyServerDelta, rounds: [] })
   }
   try {
     if (config.warmupMs > 0) {
@@ -76,11 +82,15 @@ export const runUncontended = async (
     for (let round = 0; round < config.rounds; round++) {
       const order = entries.map((_, i) => entries[(i + round) % entries.length]!)
       for (const entry of order) {
+        const [cycles, cpuUs] = [entry.stats.acquisitions, entry.cpuUs]
+        let ms = 0
         await measureRound(server, entry, async () => {
           const start = now()
           await entry.client.runLoop({ until: start + config.roundMs, holdMs: 0, probe: undefined, stats: entry.stats })
-          entry.ms += now() - start
+          ms = now() - start
         })
+        entry.ms += ms
+        entry.rounds.push({ units: entry.stats.acquisitions - cycles, ms, cpuUs: entry.cpuUs - cpuUs })
       }
       log(`  (a) round ${round + 1}/${config.rounds} done`)
     }
@@ -171,5 +181,10 @@ export const runUncontended = async (
       ])
     )
   ].join("\n")
-  return { rows, targets, table }
+  const roundsOf = (id: string) => entries.find((e) => e.contender.id === id)?.rounds
+  const comparisons = (["withLock", "acquire"] as const).flatMap((form) => {
+    const [ours, theirs] = [roundsOf(`effect-lock:${form}`), roundsOf(`${baselineIdPrefix}${form}`)]
+    return ours === undefined || theirs === undefined ? [] : [compareRounds("(a) uncontended", form, ours, theirs)]
+  })
+  return { rows, targets, table, comparisons }
 }

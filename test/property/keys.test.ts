@@ -14,7 +14,7 @@ import * as Schedule from "effect/Schedule"
 import type { Redis } from "ioredis"
 import * as Lock from "../../src/Lock.js"
 import * as LockKv from "../../src/LockKv.js"
-import { rawClient } from "../faults/support.js"
+import { rawClient } from "../redis/faults/support.js"
 import { redisServerScoped } from "../support/redisServer.js"
 import { key, lookalikePair, truncate } from "./arbitraries.js"
 
@@ -76,108 +76,122 @@ const exercise = (kv: LockKv.LockKv.Service, keys: ReadonlyArray<string>) =>
   })
 
 describe("property: arbitrary keys on Redis", () => {
-  it.scopedLive("never escape the namespace, never break a script, and distinct keys are distinct locks", () =>
-    Effect.gen(function*() {
-      const server = yield* redisServerScoped()
-      const raw = yield* rawClient(server.url)
-      const watcher = yield* rawClient(server.url)
-      const channels = new Set<string>()
-      watcher.on("pmessage", (_pattern: string, channel: string) => channels.add(channel))
-      yield* Effect.promise(() => watcher.psubscribe("*"))
+  it.scopedLive(
+    "never escape the namespace, never break a script, and distinct keys are distinct locks",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* redisServerScoped()
+        const raw = yield* rawClient(server.url)
+        const watcher = yield* rawClient(server.url)
+        const channels = new Set<string>()
+        watcher.on("pmessage", (_pattern: string, channel: string) => channels.add(channel))
+        yield* Effect.promise(() => watcher.psubscribe("*"))
 
-      const kv = yield* LockKv.makeRedis({ url: server.url, namespace: ns })
-      const other = yield* LockKv.makeRedis({ url: server.url, namespace: "nsB" })
-      yield* other.set("guard", "untouched")
+        const kv = yield* LockKv.makeRedis({ url: server.url, namespace: ns })
+        const other = yield* LockKv.makeRedis({ url: server.url, namespace: "nsB" })
+        yield* other.set("guard", "untouched")
 
-      let run = 0
-      yield* Effect.promise(() =>
-        FastCheck.assert(
-          FastCheck.asyncProperty(FastCheck.uniqueArray(key, { minLength: 1, maxLength: 4 }), async (keys) => {
-            // A prefix per run: no state left by an earlier run (fences, queues) matters.
-            const prefix = `r${run++}.`
-            const prefixed = keys.map((k) => truncate(prefix + k))
-            if (new Set(prefixed).size !== prefixed.length) return
-            await Effect.runPromise(exercise(kv, prefixed))
-            const stray = outsideNamespace(await Effect.runPromise(allKeys(raw)))
-            expect(stray).toEqual([])
-          }),
-          { numRuns: 60 }
+        let run = 0
+        yield* Effect.promise(() =>
+          FastCheck.assert(
+            FastCheck.asyncProperty(FastCheck.uniqueArray(key, { minLength: 1, maxLength: 4 }), async (keys) => {
+              // A prefix per run: no state left by an earlier run (fences, queues) matters.
+              const prefix = `r${run++}.`
+              const prefixed = keys.map((k) => truncate(prefix + k))
+              if (new Set(prefixed).size !== prefixed.length) return
+              await Effect.runPromise(exercise(kv, prefixed))
+              const stray = outsideNamespace(await Effect.runPromise(allKeys(raw)))
+              expect(stray).toEqual([])
+            }),
+            { numRuns: 60 }
+          )
         )
-      )
-      expect(yield* other.get("guard")).toEqual(Option.some("untouched"))
-      expect(outsideNamespace(yield* allKeys(raw))).toEqual([])
-      // Releases are announced only on the channels of the namespace's stores.
-      expect(channels.size).toBeGreaterThan(0)
-      for (const channel of channels) expect(channel).toMatch(new RegExp(`^${ns}:__released__:[0-9a-f]{16}$`))
-    }), 60_000)
+        expect(yield* other.get("guard")).toEqual(Option.some("untouched"))
+        expect(outsideNamespace(yield* allKeys(raw))).toEqual([])
+        // Releases are announced only on the channels of the namespace's stores.
+        expect(channels.size).toBeGreaterThan(0)
+        for (const channel of channels) expect(channel).toMatch(new RegExp(`^${ns}:__released__:[0-9a-f]{16}$`))
+      }),
+    60_000
+  )
 
-  it.scopedLive("a key and its look-alike (the key + \":fence\", \":queue\"…) are two independent locks", () =>
-    Effect.gen(function*() {
-      const server = yield* redisServerScoped()
-      const kv = yield* LockKv.makeRedis({ url: server.url, namespace: ns })
-      let run = 0
-      yield* Effect.promise(() =>
-        FastCheck.assert(
-          FastCheck.asyncProperty(lookalikePair, FastCheck.boolean(), async ([a, b], reversed) => {
-            const prefix = `r${run++}.`
-            const [first, second] = reversed ? [prefix + b, prefix + a] : [prefix + a, prefix + b]
-            await Effect.runPromise(Effect.gen(function*() {
-              expect((yield* kv.acquire(first, "t1", ttl))._tag).toBe("Acquired")
-              // A waiter queues on the first: its queue keys exist now.
-              expect((yield* kv.acquire(first, "t2", ttl, place))._tag).toBe("Held")
-              expect((yield* kv.acquire(second, "t3", ttl))._tag).toBe("Acquired")
-              expect((yield* kv.acquire(second, "t4", ttl, place))._tag).toBe("Held")
-              expect(yield* kv.get(first)).toEqual(Option.some("t1"))
-              expect(yield* kv.get(second)).toEqual(Option.some("t3"))
-              expect(yield* kv.release(first, "t1")).toBe(true)
-              expect(yield* kv.release(second, "t3")).toBe(true)
-              // The queued waiters now get their locks.
-              expect((yield* kv.acquire(first, "t2", ttl, place))._tag).toBe("Acquired")
-              expect((yield* kv.acquire(second, "t4", ttl, place))._tag).toBe("Acquired")
-              expect(yield* kv.release(first, "t2")).toBe(true)
-              expect(yield* kv.release(second, "t4")).toBe(true)
-            }))
-          }),
-          { numRuns: 100 }
+  it.scopedLive(
+    "a key and its look-alike (the key + \":fence\", \":queue\"…) are two independent locks",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* redisServerScoped()
+        const kv = yield* LockKv.makeRedis({ url: server.url, namespace: ns })
+        let run = 0
+        yield* Effect.promise(() =>
+          FastCheck.assert(
+            FastCheck.asyncProperty(lookalikePair, FastCheck.boolean(), async ([a, b], reversed) => {
+              const prefix = `r${run++}.`
+              const [first, second] = reversed ? [prefix + b, prefix + a] : [prefix + a, prefix + b]
+              await Effect.runPromise(Effect.gen(function*() {
+                expect((yield* kv.acquire(first, "t1", ttl))._tag).toBe("Acquired")
+                // A waiter queues on the first: its queue keys exist now.
+                expect((yield* kv.acquire(first, "t2", ttl, place))._tag).toBe("Held")
+                expect((yield* kv.acquire(second, "t3", ttl))._tag).toBe("Acquired")
+                expect((yield* kv.acquire(second, "t4", ttl, place))._tag).toBe("Held")
+                expect(yield* kv.get(first)).toEqual(Option.some("t1"))
+                expect(yield* kv.get(second)).toEqual(Option.some("t3"))
+                expect(yield* kv.release(first, "t1")).toBe(true)
+                expect(yield* kv.release(second, "t3")).toBe(true)
+                // The queued waiters now get their locks.
+                expect((yield* kv.acquire(first, "t2", ttl, place))._tag).toBe("Acquired")
+                expect((yield* kv.acquire(second, "t4", ttl, place))._tag).toBe("Acquired")
+                expect(yield* kv.release(first, "t2")).toBe(true)
+                expect(yield* kv.release(second, "t4")).toBe(true)
+              }))
+            }),
+            { numRuns: 100 }
+          )
         )
-      )
-    }), 60_000)
+      }),
+    60_000
+  )
 
-  it.scopedLive("Lock works on arbitrary keys: contention, and a release wakes the waiter of another process", () =>
-    Effect.gen(function*() {
-      const server = yield* redisServerScoped()
-      const a = Layer.succeed(LockKv.LockKv, yield* LockKv.makeRedis({ url: server.url, namespace: ns }))
-      const b = Layer.succeed(LockKv.LockKv, yield* LockKv.makeRedis({ url: server.url, namespace: ns }))
-      let run = 0
-      yield* Effect.promise(() =>
-        FastCheck.assert(
-          FastCheck.asyncProperty(key, async (k0) => {
-            const k = truncate(`r${run++}.${k0}`)
-            await Effect.runPromise(Effect.gen(function*() {
-              let releasedAt = 0
-              const holder = Lock.withLock(Effect.sleep("100 millis"), k, { ttl: "10 seconds" }).pipe(
-                Effect.zipRight(Effect.sync(() => { releasedAt = Date.now() })),
-                Effect.provide(a)
-              )
-              // Only a release message (or the queue refresh) can wake this waiter before an hour.
-              const waiter = Effect.sleep("20 millis").pipe(
-                Effect.zipRight(Lock.withLock(Effect.sync(() => Date.now()), k, {
-                  retry: Schedule.spaced("1 hour"),
-                  wait: "5 seconds"
-                })),
-                Effect.provide(b)
-              )
-              const busy = Effect.sleep("50 millis").pipe(
-                Effect.zipRight(Lock.tryWithLock(Effect.void, k)),
-                Effect.provide(b)
-              )
-              const [, acquiredAt, tried] = yield* Effect.all([holder, waiter, busy], { concurrency: "unbounded" })
-              expect(tried).toEqual(Option.none())
-              expect(acquiredAt - releasedAt).toBeLessThan(300)
-            }))
-          }),
-          { numRuns: 12 }
+  it.scopedLive(
+    "Lock works on arbitrary keys: contention, and a release wakes the waiter of another process",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* redisServerScoped()
+        const a = Layer.succeed(LockKv.LockKv, yield* LockKv.makeRedis({ url: server.url, namespace: ns }))
+        const b = Layer.succeed(LockKv.LockKv, yield* LockKv.makeRedis({ url: server.url, namespace: ns }))
+        let run = 0
+        yield* Effect.promise(() =>
+          FastCheck.assert(
+            FastCheck.asyncProperty(key, async (k0) => {
+              const k = truncate(`r${run++}.${k0}`)
+              await Effect.runPromise(Effect.gen(function*() {
+                let releasedAt = 0
+                const holder = Lock.withLock(Effect.sleep("100 millis"), k, { ttl: "10 seconds" }).pipe(
+                  Effect.zipRight(Effect.sync(() => {
+                    releasedAt = Date.now()
+                  })),
+                  Effect.provide(a)
+                )
+                // Only a release message (or the queue refresh) can wake this waiter before an hour.
+                const waiter = Effect.sleep("20 millis").pipe(
+                  Effect.zipRight(Lock.withLock(Effect.sync(() => Date.now()), k, {
+                    retry: Schedule.spaced("1 hour"),
+                    wait: "5 seconds"
+                  })),
+                  Effect.provide(b)
+                )
+                const busy = Effect.sleep("50 millis").pipe(
+                  Effect.zipRight(Lock.tryWithLock(Effect.void, k)),
+                  Effect.provide(b)
+                )
+                const [, acquiredAt, tried] = yield* Effect.all([holder, waiter, busy], { concurrency: "unbounded" })
+                expect(tried).toEqual(Option.none())
+                expect(acquiredAt - releasedAt).toBeLessThan(300)
+              }))
+            }),
+            { numRuns: 12 }
+          )
         )
-      )
-    }), 60_000)
+      }),
+    60_000
+  )
 })

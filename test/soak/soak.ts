@@ -17,7 +17,7 @@
  */
 import { Redis } from "ioredis"
 import { fileURLToPath } from "node:url"
-import { type Child, spawnTsx } from "../faults/support.js"
+import { type Child, spawnTsx } from "../redis/faults/support.js"
 import { startRedisServer } from "../support/redisServer.js"
 
 const options = {
@@ -155,7 +155,9 @@ const main = async () => {
     const width = Math.max(...Object.keys(summary).map((k) => k.length))
     console.log("\nsoak results")
     console.log("-".repeat(width + 12))
-    for (const [name, value] of Object.entries(summary)) console.log(`${name.padEnd(width)}  ${String(value).padStart(8)}`)
+    for (const [name, value] of Object.entries(summary)) {
+      console.log(`${name.padEnd(width)}  ${String(value).padStart(8)}`)
+    }
     console.log("-".repeat(width + 12))
     if (violations > 0) {
       console.log("violations:")

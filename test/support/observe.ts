@@ -52,7 +52,7 @@ class RecordingSpan implements Tracer.Span {
     this.events.push([name, attributes ?? {}])
   }
   addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
-    this.links.push(...links)
+    for (const link of links) this.links.push(link)
   }
 }
 
@@ -78,7 +78,11 @@ export const printed = (error: unknown, depth = 0): string => {
 export const printedExit = (exit: Exit.Exit<unknown, unknown>): string =>
   Exit.isSuccess(exit)
     ? show(exit.value)
-    : [Cause.pretty(exit.cause), show(exit.cause), ...[...Cause.failures(exit.cause), ...Cause.defects(exit.cause)].map((e) => printed(e))]
+    : [
+      Cause.pretty(exit.cause),
+      show(exit.cause),
+      ...[...Cause.failures(exit.cause), ...Cause.defects(exit.cause)].map((e) => printed(e))
+    ]
       .join("\n")
 
 export interface Observed<A, E> {

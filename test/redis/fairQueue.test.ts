@@ -1,18 +1,19 @@
 /** The Redis store's waiter queue: FIFO hand-off, no barging, dead waiters skipped. */
-import { describe, expect, it } from "@effect/vitest"
+import { expect, layer } from "@effect/vitest"
 import { Duration, Effect, Fiber, Option } from "effect"
-import { LockKv } from "../src/index.js"
-import { uniqueNamespace } from "./support/backends.js"
-import { redisUrl } from "./support/redisUrl.js"
+import { LockKv } from "../../src/index.js"
+import { uniqueNamespace } from "../support/backends.js"
+import { redisUrl } from "../support/redisUrl.js"
 
 const ttl = Duration.seconds(10)
 const place = Duration.seconds(2)
-const store = Effect.suspend(() => LockKv.makeRedis({ url: redisUrl(), namespace: uniqueNamespace("fair") }))
+const store = LockKv.layerRedis({ url: redisUrl(), namespace: uniqueNamespace("fair") })
 
-describe("fair queue (redis store)", () => {
-  it.scopedLive("a release goes to the longest waiter; the releaser and newcomers cannot barge", () =>
+// One store for the block, in real time (no TestClock): each test uses a key of its own.
+layer(store, { excludeTestServices: true })("fair queue (redis store)", (it) => {
+  it.scoped("a release goes to the longest waiter; the releaser and newcomers cannot barge", () =>
     Effect.gen(function*() {
-      const kv = yield* store
+      const kv = yield* LockKv.LockKv
       expect((yield* kv.acquire("q", "holder", ttl, place))._tag).toBe("Acquired")
       expect((yield* kv.acquire("q", "w1", ttl, place))._tag).toBe("Held")
       expect((yield* kv.acquire("q", "w2", ttl, place))._tag).toBe("Held")
@@ -38,9 +39,9 @@ describe("fair queue (redis store)", () => {
       expect(yield* kv.acquire("q", "w2", ttl, place)).toEqual({ _tag: "Acquired", fence: 3 })
     }))
 
-  it.scopedLive("a waiter that leaves is removed and the next one is granted the lock", () =>
+  it.scoped("a waiter that leaves is removed and the next one is granted the lock", () =>
     Effect.gen(function*() {
-      const kv = yield* store
+      const kv = yield* LockKv.LockKv
       yield* kv.acquire("l", "holder", ttl, place)
       yield* kv.acquire("l", "w1", ttl, place)
       yield* kv.acquire("l", "w2", ttl, place)
@@ -53,9 +54,9 @@ describe("fair queue (redis store)", () => {
       expect(yield* kv.acquire("l", "w2", ttl, place)).toEqual({ _tag: "Acquired", fence: 2 })
     }))
 
-  it.scopedLive("a crashed waiter at the head is skipped once its place (and its grant) expires", () =>
+  it.scoped("a crashed waiter at the head is skipped once its place (and its grant) expires", () =>
     Effect.gen(function*() {
-      const kv = yield* store
+      const kv = yield* LockKv.LockKv
       const shortPlace = Duration.millis(300)
       yield* kv.acquire("d", "holder", ttl, shortPlace)
       yield* kv.acquire("d", "dead", ttl, shortPlace)

@@ -12,8 +12,8 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Lock from "../../src/Lock.js"
-import * as LockKv from "../../src/LockKv.js"
+import * as Lock from "../../../src/Lock.js"
+import * as LockKv from "../../../src/LockKv.js"
 
 const [mode, url, namespace, key, ttlMs] = process.argv.slice(2)
 if (ttlMs === undefined || (mode !== "hold" && mode !== "wait")) {

@@ -15,10 +15,10 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import { createRequire } from "node:module"
-import { companionKey, namespaced, releaseChannel } from "../src/internal/keys.js"
-import * as LockKv from "../src/LockKv.js"
-import { redisServerScoped, startRedisServer } from "./support/redisServer.js"
-import { redisUrl } from "./support/redisUrl.js"
+import { companionKey, namespaced, releaseChannel } from "../../src/internal/keys.js"
+import * as LockKv from "../../src/LockKv.js"
+import { redisServerScoped, startRedisServer } from "../support/redisServer.js"
+import { redisUrl } from "../support/redisUrl.js"
 
 const calculateSlot: (key: string) => number = createRequire(import.meta.url)("cluster-key-slot")
 
@@ -279,7 +279,7 @@ describe("Redis store: release notifications", () => {
       const server = yield* redisServerScoped()
       const raw = yield* rawClient(server.url)
       const kv = yield* LockKv.makeRedis({ url: server.url, namespace: freshNamespace() })
-      for (let i = 0; i < 20; i++) (yield* kv.watchReleases(`k${i}`, `t${i}`)).next
+      for (let i = 0; i < 20; i++) yield* kv.watchReleases(`k${i}`, `t${i}`)
       const names = yield* clientNames(raw)
       expect(countNamed(names, "effect-lock")).toBe(1)
       expect(countNamed(names, "effect-lock-sub")).toBe(1)

@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Layer, Option } from "effect"
-import { Lock, LockKv } from "../src/index.js"
-import { uniqueNamespace } from "./support/backends.js"
-import { redisUrl } from "./support/redisUrl.js"
+import { Lock, LockKv } from "../../src/index.js"
+import { uniqueNamespace } from "../support/backends.js"
+import { redisUrl } from "../support/redisUrl.js"
 
 /**
  * A Redis store whose `acquire` calls are counted per token. Each `client()` is

@@ -3,11 +3,11 @@
  * server's certificate (127.0.0.1/localhost) and a client certificate, and a
  * second, unrelated CA with a client certificate of its own.
  */
+import * as Effect from "effect/Effect"
 import { spawnSync } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as Effect from "effect/Effect"
 
 export interface Pem {
   /** Path of the PEM file. */
@@ -43,8 +43,21 @@ const make = (): Pki => {
     writeFileSync(join(dir, `${name}.ext`), ext)
     run(["req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`])
     run([
-      "x509", "-req", "-in", `${name}.csr`, "-CA", `${by}.crt`, "-CAkey", `${by}.key`, "-CAcreateserial",
-      "-out", `${name}.crt`, "-days", "2", "-extfile", `${name}.ext`
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      `${by}.crt`,
+      "-CAkey",
+      `${by}.key`,
+      "-CAcreateserial",
+      "-out",
+      `${name}.crt`,
+      "-days",
+      "2",
+      "-extfile",
+      `${name}.ext`
     ])
   }
   ca("test-ca")

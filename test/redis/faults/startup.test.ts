@@ -10,9 +10,9 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import * as Lock from "../../src/Lock.js"
-import * as LockKv from "../../src/LockKv.js"
-import { freePort, redisServerScoped } from "../support/redisServer.js"
+import * as Lock from "../../../src/Lock.js"
+import * as LockKv from "../../../src/LockKv.js"
+import { freePort, redisServerScoped } from "../../support/redisServer.js"
 
 const withConfig = (entries: Record<string, string>) =>
   Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(entries)), { pathDelim: "_" }))
@@ -45,7 +45,9 @@ describe("fault: Redis unavailable when the layer starts", () => {
       expect(error._tag).toBe("LockKvError")
       if (error._tag === "LockKvError") {
         expect(error.operation).toBe("connect")
-        expect(error.message).toBe(`cannot connect to Redis at 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`)
+        expect(error.message).toBe(
+          `cannot connect to Redis at 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`
+        )
       }
       expect(elapsed).toBeLessThan(10_000)
     }))

@@ -2,11 +2,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Redis } from "ioredis"
 import { fileURLToPath } from "node:url"
-import { uniqueNamespace } from "./support/backends.js"
-import { redisUrl } from "./support/redisUrl.js"
-import { runTs } from "./support/runProcess.js"
+import { uniqueNamespace } from "../support/backends.js"
+import { redisUrl } from "../support/redisUrl.js"
+import { runTs } from "../support/runProcess.js"
 
-const worker = fileURLToPath(new URL("./support/lockWorker.ts", import.meta.url))
+const worker = fileURLToPath(new URL("../support/lockWorker.ts", import.meta.url))
 const runWorker = (args: ReadonlyArray<string>) => runTs(worker, { args, timeoutMs: 90_000 })
 
 describe("Lock across processes (redis)", () => {

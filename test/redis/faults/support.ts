@@ -4,7 +4,6 @@
  * stopwatch, a store held in a Scope of its own, and `tsx` child processes
  * whose stdout lines can be awaited.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -12,7 +11,8 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
-import * as LockKv from "../../src/LockKv.js"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as LockKv from "../../../src/LockKv.js"
 
 /** A plain ioredis client, closed with the scope. `commandTimeout` only when given. */
 export const rawClient = (url: string, options: { readonly commandTimeout?: number } = {}) =>
@@ -87,7 +87,7 @@ export const clientId = (raw: Redis, name: string) =>
  * tsx's loader, given to node itself: the `tsx` CLI would run the script in a
  * grandchild process, and a SIGKILL to the CLI leaves that grandchild running.
  */
-export const tsxLoader = new URL("../../node_modules/tsx/dist/loader.mjs", import.meta.url).href
+export const tsxLoader = new URL("../../../node_modules/tsx/dist/loader.mjs", import.meta.url).href
 
 export interface Child {
   readonly process: ChildProcess

@@ -17,15 +17,36 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type { Redis } from "ioredis"
-import * as Lock from "../../src/Lock.js"
-import * as LockKv from "../../src/LockKv.js"
+import * as Lock from "../../../src/Lock.js"
+import * as LockKv from "../../../src/LockKv.js"
+import { redisServerScoped } from "../../support/redisServer.js"
 import { buildStore, rawClient } from "../faults/support.js"
-import { redisServerScoped } from "../support/redisServer.js"
 
 /** Commands the library sends itself, or runs inside its Lua scripts (which ACLs check too). */
 export const requiredCommands = [
-  "ping", "subscribe", "get", "set", "del", "pttl", "eval", "evalsha",
-  "exists", "incr", "pexpire", "time", "lindex", "lpop", "rpush", "lrem", "zadd", "zrem", "zscore", "hset", "hget", "hdel", "publish"
+  "ping",
+  "subscribe",
+  "get",
+  "set",
+  "del",
+  "pttl",
+  "eval",
+  "evalsha",
+  "exists",
+  "incr",
+  "pexpire",
+  "time",
+  "lindex",
+  "lpop",
+  "rpush",
+  "lrem",
+  "zadd",
+  "zrem",
+  "zscore",
+  "hset",
+  "hget",
+  "hdel",
+  "publish"
 ] as const
 /** Not needed, but without them ioredis skips its ready check (with a console warning) and the connection has no name. */
 export const recommendedCommands = ["info", "client|setname"] as const
@@ -35,10 +56,15 @@ export const minimalAcl = (namespace: string, password: string, commands: Readon
   ...requiredCommands,
   ...recommendedCommands
 ]): ReadonlyArray<string> => [
-  "on", `>${password}`,
-  "resetkeys", `~${namespace}:*`, `~{${namespace}:*`,
-  "resetchannels", `&${namespace}:*`,
-  "-@all", ...commands.map((c) => `+${c}`)
+  "on",
+  `>${password}`,
+  "resetkeys",
+  `~${namespace}:*`,
+  `~{${namespace}:*`,
+  "resetchannels",
+  `&${namespace}:*`,
+  "-@all",
+  ...commands.map((c) => `+${c}`)
 ]
 
 const ns = "app"
@@ -80,46 +106,56 @@ const everyPrimitive = (kv: LockKv.LockKv.Service) =>
   })
 
 describe("security: a Redis user restricted to the namespace and the minimal commands", () => {
-  it.scopedLive("LockKv.layer and Lock work with it (contention, release wake-up, waiters leaving), and nothing is denied", () =>
-    Effect.gen(function*() {
-      const server = yield* redisServerScoped({ args: ["--user", "locker", ...minimalAcl(ns, password)] })
-      const admin = yield* rawClient(server.url)
-      const config = ConfigProvider.fromMap(
-        new Map([
-          ["REDIS_URL", `redis://locker:${password}@127.0.0.1:${server.port}`],
-          ["LOCK_NAMESPACE", ns]
-        ]),
-        { pathDelim: "_" }
-      )
-      // Two stores, as two processes would have.
-      const a = Layer.succeed(LockKv.LockKv, yield* buildStore(LockKv.layer).pipe(Effect.withConfigProvider(config)))
-      const b = Layer.succeed(LockKv.LockKv, yield* buildStore(LockKv.layer).pipe(Effect.withConfigProvider(config)))
-      const kv = yield* Effect.provide(LockKv.LockKv, a)
-      expect(kv.backend).toBe("redis")
-      yield* everyPrimitive(kv)
+  it.scopedLive(
+    "LockKv.layer and Lock work with it (contention, release wake-up, waiters leaving), and nothing is denied",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* redisServerScoped({ args: ["--user", "locker", ...minimalAcl(ns, password)] })
+        const admin = yield* rawClient(server.url)
+        const config = ConfigProvider.fromMap(
+          new Map([
+            ["REDIS_URL", `redis://locker:${password}@127.0.0.1:${server.port}`],
+            ["LOCK_NAMESPACE", ns]
+          ]),
+          { pathDelim: "_" }
+        )
+        // Two stores, as two processes would have.
+        const a = Layer.succeed(LockKv.LockKv, yield* buildStore(LockKv.layer).pipe(Effect.withConfigProvider(config)))
+        const b = Layer.succeed(LockKv.LockKv, yield* buildStore(LockKv.layer).pipe(Effect.withConfigProvider(config)))
+        const kv = yield* Effect.provide(LockKv.LockKv, a)
+        expect(kv.backend).toBe("redis")
+        yield* everyPrimitive(kv)
 
-      // Contention: a holder renewing (ttl 300 ms, held 500 ms), a waiter that gives up, a waiter woken by the release.
-      let releasedAt = 0
-      const holder = yield* Lock.withLock(Effect.sleep("500 millis"), "job", { ttl: "300 millis" }).pipe(
-        Effect.ensuring(Effect.sync(() => { releasedAt = Date.now() })),
-        Effect.provide(a),
-        Effect.fork
-      )
-      yield* Effect.sleep("50 millis")
-      const quitter = yield* Effect.either(Lock.withLock(Effect.void, "job", { wait: "100 millis" }).pipe(Effect.provide(b)))
-      expect(Either.isLeft(quitter) && quitter.left._tag).toBe("LockNotAcquired")
-      const waiter = yield* Lock.withLock(Effect.sync(() => Date.now()), "job", {
-        wait: "5 seconds",
-        retry: Schedule.spaced("1 hour")
-      }).pipe(Effect.provide(b), Effect.fork)
-      yield* Fiber.join(holder)
-      const acquiredAt = yield* Fiber.join(waiter)
-      expect(acquiredAt - releasedAt).toBeLessThan(300)
-      expect(yield* Lock.tryWithLock(Effect.succeed("free"), "job").pipe(Effect.provide(a))).toEqual(Option.some("free"))
+        // Contention: a holder renewing (ttl 300 ms, held 500 ms), a waiter that gives up, a waiter woken by the release.
+        let releasedAt = 0
+        const holder = yield* Lock.withLock(Effect.sleep("500 millis"), "job", { ttl: "300 millis" }).pipe(
+          Effect.ensuring(Effect.sync(() => {
+            releasedAt = Date.now()
+          })),
+          Effect.provide(a),
+          Effect.fork
+        )
+        yield* Effect.sleep("50 millis")
+        const quitter = yield* Effect.either(
+          Lock.withLock(Effect.void, "job", { wait: "100 millis" }).pipe(Effect.provide(b))
+        )
+        expect(Either.isLeft(quitter) && quitter.left._tag).toBe("LockNotAcquired")
+        const waiter = yield* Lock.withLock(Effect.sync(() => Date.now()), "job", {
+          wait: "5 seconds",
+          retry: Schedule.spaced("1 hour")
+        }).pipe(Effect.provide(b), Effect.fork)
+        yield* Fiber.join(holder)
+        const acquiredAt = yield* Fiber.join(waiter)
+        expect(acquiredAt - releasedAt).toBeLessThan(300)
+        expect(yield* Lock.tryWithLock(Effect.succeed("free"), "job").pipe(Effect.provide(a))).toEqual(
+          Option.some("free")
+        )
 
-      // Not one command or key was refused, not even inside a release the engine would have forgiven.
-      expect(yield* aclLog(admin)).toEqual([])
-    }), 30_000)
+        // Not one command or key was refused, not even inside a release the engine would have forgiven.
+        expect(yield* aclLog(admin)).toEqual([])
+      }),
+    30_000
+  )
 
   it.scopedLive("keys and channels outside the namespace are refused", () =>
     Effect.gen(function*() {
@@ -133,13 +169,15 @@ describe("security: a Redis user restricted to the namespace and the minimal com
       expect(yield* Effect.promise(() => locker.set(`${ns}:job`, "x"))).toBe("OK")
       expect(yield* Effect.promise(() => locker.set(`{${ns}:job}:fence`, "1"))).toBe("OK")
       // A script cannot reach other keys either.
-      const viaScript = yield* Effect.either(Effect.tryPromise(() =>
-        locker.eval("return redis.call('SET', KEYS[1], 'x')", 1, "other:job")
-      ))
+      const viaScript = yield* Effect.either(
+        Effect.tryPromise(() => locker.eval("return redis.call('SET', KEYS[1], 'x')", 1, "other:job"))
+      )
       expect(Either.isLeft(viaScript)).toBe(true)
       // A store in another namespace cannot even start: its release channel is refused.
       const elsewhere = yield* Effect.either(Effect.scoped(LockKv.makeRedis({ url, namespace: "other" })))
-      expect(Either.isLeft(elsewhere) && elsewhere.left.message).toMatch(/cannot subscribe to the release channel: NOPERM/)
+      expect(Either.isLeft(elsewhere) && elsewhere.left.message).toMatch(
+        /cannot subscribe to the release channel: NOPERM/
+      )
     }), 30_000)
 
   it.scopedLive("each required command is needed; INFO and CLIENT SETNAME are not", () =>
@@ -155,18 +193,26 @@ describe("security: a Redis user restricted to the namespace and the minimal com
           yield* Effect.promise(() => admin.call("SCRIPT", "FLUSH"))
           yield* Effect.promise(() => admin.call("FLUSHALL"))
           yield* aclLog(admin)
-          const exit = yield* Effect.exit(Effect.scoped(Effect.flatMap(LockKv.makeRedis({ url, namespace: ns }), everyPrimitive)))
+          const exit = yield* Effect.exit(
+            Effect.scoped(Effect.flatMap(LockKv.makeRedis({ url, namespace: ns }), everyPrimitive))
+          )
           return { ok: Exit.isSuccess(exit), denied: yield* aclLog(admin) }
         })
       // ioredis warns on the console when INFO is refused: keep the warnings.
       const warnings: Array<string> = []
       yield* Effect.acquireRelease(
         Effect.sync(() => {
+          // eslint-disable-next-line no-console -- captures ioredis' own warnings, restored below
           const warn = console.warn
+          // eslint-disable-next-line no-console
           console.warn = (...args: Array<unknown>) => warnings.push(args.map(String).join(" "))
           return warn
         }),
-        (warn) => Effect.sync(() => { console.warn = warn })
+        (warn) =>
+          Effect.sync(() => {
+            // eslint-disable-next-line no-console
+            console.warn = warn
+          })
       )
       expect(yield* tryWithout("none")).toEqual({ ok: true, denied: [] })
       for (const command of requiredCommands) {
