@@ -109,7 +109,9 @@ for (const backend of backends) {
 
     backend.test("a release wakes a waiter at once, without polling", () =>
       run(Effect.gen(function*() {
-        const holder = yield* Effect.fork(Lock.withLock(backend.elapse(0).pipe(Effect.zipRight(Effect.sleep("200 millis"))), "r"))
+        const holder = yield* Effect.fork(
+          Lock.withLock(backend.elapse(0).pipe(Effect.zipRight(Effect.sleep("200 millis"))), "r")
+        )
         yield* backend.settle
         const start = yield* now
         const waiter = yield* Effect.fork(
@@ -157,7 +159,11 @@ for (const backend of backends) {
         let interrupted = false
         const fiber = yield* Effect.fork(Effect.either(
           Effect.never.pipe(
-            Effect.onInterrupt(() => Effect.sync(() => { interrupted = true })),
+            Effect.onInterrupt(() =>
+              Effect.sync(() => {
+                interrupted = true
+              })
+            ),
             Lock.withLock("lost", { ttl: "600 millis" })
           )
         ))
@@ -184,15 +190,23 @@ for (const backend of backends) {
         let forkInterrupted = false
         const caller = yield* Effect.fork(Effect.gen(function*() {
           let forked: Fiber.RuntimeFiber<never> | undefined
-          const result = yield* Effect.either(Lock.withLock("goes-on", { ttl: "600 millis" })(
-            Effect.zipRight(
-              Effect.tap(
-                Effect.fork(Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => { forkInterrupted = true })))),
-                (fiber) => { forked = fiber }
-              ),
-              Effect.never
+          const result = yield* Effect.either(
+            Lock.withLock("goes-on", { ttl: "600 millis" })(
+              Effect.zipRight(
+                Effect.tap(
+                  Effect.fork(Effect.never.pipe(Effect.onInterrupt(() =>
+                    Effect.sync(() => {
+                      forkInterrupted = true
+                    })
+                  ))),
+                  (fiber) => {
+                    forked = fiber
+                  }
+                ),
+                Effect.never
+              )
             )
-          ))
+          )
           // Not interrupted: it goes on, suspends and takes the lock again.
           yield* Effect.yieldNow()
           const again = yield* Lock.withLock(Effect.succeed("again"), "goes-on")
@@ -236,7 +250,11 @@ for (const backend of backends) {
           // Started (its finalizer in place) before the section ends.
           const background = Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(go)).pipe(
             Effect.as("finished"),
-            Effect.onInterrupt(() => Effect.sync(() => { interrupted = true })),
+            Effect.onInterrupt(() =>
+              Effect.sync(() => {
+                interrupted = true
+              })
+            ),
             Effect.fork,
             Effect.tap(() => Deferred.await(started))
           )
@@ -259,7 +277,11 @@ for (const backend of backends) {
         let interrupted = false
         const caller = Lock.withLock(
           Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
-            Effect.onInterrupt(() => Effect.sync(() => { interrupted = true })),
+            Effect.onInterrupt(() =>
+              Effect.sync(() => {
+                interrupted = true
+              })
+            ),
             Effect.fork,
             Effect.tap(() => Deferred.await(started))
           ),
@@ -281,7 +303,9 @@ for (const backend of backends) {
             seen.push(yield* FiberRef.get(ref))
             yield* Lock.withLock(Effect.zipRight(Effect.yieldNow(), FiberRef.set(ref, "suspended")), "refs")
             seen.push(yield* FiberRef.get(ref))
-            yield* Effect.either(Lock.withLock(Effect.zipRight(FiberRef.set(ref, "failed"), Effect.fail("boom")), "refs"))
+            yield* Effect.either(
+              Lock.withLock(Effect.zipRight(FiberRef.set(ref, "failed"), Effect.fail("boom")), "refs")
+            )
             seen.push(yield* FiberRef.get(ref))
             yield* Lock.tryWithLock(FiberRef.set(ref, "tried"), "refs")
             seen.push(yield* FiberRef.get(ref))
@@ -301,7 +325,8 @@ for (const backend of backends) {
             // Suspends first: the release must wait for the whole finalizer.
             Effect.zipRight(
               backend.settle,
-              Effect.flatMap(Effect.orDie(kv.get("fin")), (v) => Effect.sync(() => heldInFinalizer.push(Option.isSome(v))))
+              Effect.flatMap(Effect.orDie(kv.get("fin")), (v) =>
+                Effect.sync(() => heldInFinalizer.push(Option.isSome(v))))
             )
           )),
           "fin"
@@ -316,13 +341,15 @@ for (const backend of backends) {
       run(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const outer = yield* Effect.fork(Effect.gen(function*() {
-          const result = yield* Effect.either(Lock.withLock("nest-outer", { ttl: "600 millis" })(
-            Effect.zipRight(
-              Effect.either(Lock.withLock(Effect.never, "nest-inner", { ttl: "600 millis" })),
-              // The outer lock is lost too: this must be interrupted as well.
-              Effect.never
+          const result = yield* Effect.either(
+            Lock.withLock("nest-outer", { ttl: "600 millis" })(
+              Effect.zipRight(
+                Effect.either(Lock.withLock(Effect.never, "nest-inner", { ttl: "600 millis" })),
+                // The outer lock is lost too: this must be interrupted as well.
+                Effect.never
+              )
             )
-          ))
+          )
           yield* Effect.yieldNow()
           return result
         }))
@@ -338,11 +365,13 @@ for (const backend of backends) {
       run(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const goOn = yield* Deferred.make<void>()
-        const outer = yield* Effect.fork(Lock.withLock("only-outer", { ttl: "600 millis" })(Effect.gen(function*() {
-          const inner = yield* Effect.either(Lock.withLock(Effect.never, "only-inner", { ttl: "600 millis" }))
-          yield* Deferred.await(goOn)
-          return inner
-        })))
+        const outer = yield* Effect.fork(
+          Lock.withLock("only-outer", { ttl: "600 millis" })(Effect.gen(function*() {
+            const inner = yield* Effect.either(Lock.withLock(Effect.never, "only-inner", { ttl: "600 millis" }))
+            yield* Deferred.await(goOn)
+            return inner
+          }))
+        )
         yield* backend.settle
         yield* kv.del("only-inner")
         yield* elapseInSteps(300)

@@ -30,7 +30,10 @@ export const checkKey = (key: unknown, argument = "key"): InvalidArgument | unde
   }
   // Redis stores UTF-8: a lone surrogate would become U+FFFD, so distinct keys would share one lock.
   if (loneSurrogate.test(key)) {
-    return new InvalidArgument({ argument, message: `${argument} must be well-formed Unicode (it has a lone surrogate)` })
+    return new InvalidArgument({
+      argument,
+      message: `${argument} must be well-formed Unicode (it has a lone surrogate)`
+    })
   }
   return undefined
 }

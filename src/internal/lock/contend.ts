@@ -1,4 +1,4 @@
-import * as Clock from "effect/Clock"
+import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -11,9 +11,9 @@ import * as leases from "./leases.js"
 import * as localQueue from "./localQueue.js"
 import * as metrics from "./metrics.js"
 import type { Settings } from "./settings.js"
-import { spanIf } from "./tracing.js"
 import * as time from "./time.js"
 import * as timers from "./timers.js"
+import { spanIf } from "./tracing.js"
 
 /**
  * What the store may hold for our token: nothing, possibly the lock or a place
@@ -76,7 +76,6 @@ export interface Acquisition {
   watcher: ReleaseWatcher | undefined
 }
 
-
 /** Sends one try in the store; with `queue`, a refused try keeps (or takes) a place in the key's queue. */
 const sendTry = (a: Acquisition, queue: Duration.Duration | undefined, now = time.monotonicMillis(a.clock)) => {
   a.lastTrySentAt = now
@@ -96,7 +95,10 @@ const readTry = (a: Acquisition, queue: Duration.Duration | undefined, result: A
   return { _tag: "Held", remaining: result.remaining }
 }
 
-const tryOnce = (a: Acquisition, queue: Duration.Duration | undefined): Effect.Effect<Attempt, LockKvError | InvalidArgument> =>
+const tryOnce = (
+  a: Acquisition,
+  queue: Duration.Duration | undefined
+): Effect.Effect<Attempt, LockKvError | InvalidArgument> =>
   Effect.map(sendTry(a, queue), (result) => readTry(a, queue, result))
 
 const tryLoop = (
@@ -111,8 +113,11 @@ const tryLoop = (
     const now = time.monotonicMillis(a.clock)
     if (now >= deadline) return Effect.fail(notAcquired(a.settings.key))
     if (backoff.sync !== undefined) return waitThenTry(now, backoff.sync(now))
-    return Effect.flatMap(backoff(now), (scheduled) =>
-      Option.isNone(scheduled) ? Effect.fail(notAcquired(a.settings.key)) : waitThenTry(now, scheduled.value))
+    return Effect.flatMap(
+      backoff(now),
+      (scheduled) =>
+        Option.isNone(scheduled) ? Effect.fail(notAcquired(a.settings.key)) : waitThenTry(now, scheduled.value)
+    )
   }
   const waitThenTry = (
     now: number,
@@ -164,7 +169,7 @@ const wakeOrAlarm = (a: Acquisition, watcher: ReleaseWatcher, wakeAt: number): E
 
 /** Starts the lease of a lock just acquired (renewal, validity deadline). */
 const establish = (a: Acquisition, acquired: Acquired): Effect.Effect<void, LockNotAcquired> => {
-  const { key, ttlMillis, autoExtend } = a.settings
+  const { autoExtend, key, ttlMillis } = a.settings
   const heldSince = time.monotonicMillis(a.clock)
   a.heldSince = heldSince
   a.fence = acquired.fence

@@ -23,8 +23,8 @@ import * as leases from "./leases.js"
 import * as metrics from "./metrics.js"
 import { guard } from "./section.js"
 import { checkLockTtl, checkSettings } from "./settings.js"
-import { isDefaultTracer, spanIf } from "./tracing.js"
 import * as time from "./time.js"
+import { isDefaultTracer, spanIf } from "./tracing.js"
 
 /** An owner token: a UUIDv4 (122 random bits from the OS CSPRNG), never a counter or a timestamp. */
 const makeToken = (): string => randomUUID()
@@ -183,7 +183,9 @@ export const acquire = (
     false,
     // `Scope.addFinalizer`, not `Effect.addFinalizer`: `finish` needs none of the
     // acquiring fiber's FiberRefs, whose restoring costs more than the lock cycle.
-    (a) => Effect.flatMap(Effect.scope, (scope) => Effect.as(Scope.addFinalizer(scope, Effect.suspend(() => finish(a, Effect.void))), makeHandle(a))),
+    (a) =>
+      Effect.flatMap(Effect.scope, (scope) =>
+        Effect.as(Scope.addFinalizer(scope, Effect.suspend(() => finish(a, Effect.void))), makeHandle(a))),
     Effect.fail
   )
 

@@ -4,13 +4,13 @@ import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
 import type { LockKv } from "../../LockKv.js"
 import type { LockKvError } from "../errors.js"
+import * as slots from "../slots.js"
 import { LockLost } from "./errors.js"
 import * as metrics from "./metrics.js"
-import { withSpan } from "./tracing.js"
-import * as slots from "../slots.js"
 import { storeState } from "./storeState.js"
 import * as time from "./time.js"
 import * as timers from "./timers.js"
+import { withSpan } from "./tracing.js"
 
 /**
  * The bookkeeping of one held lock. Renewal and the validity deadline of every

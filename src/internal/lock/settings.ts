@@ -59,7 +59,9 @@ export const checkSettings = (key: string, options: Options | undefined): Settin
     }
   }
   const retry = options.retry ?? defaultRetry
-  if (!Schedule.isSchedule(retry)) return new InvalidArgument({ argument: "retry", message: "retry must be a Schedule" })
+  if (!Schedule.isSchedule(retry)) {
+    return new InvalidArgument({ argument: "retry", message: "retry must be a Schedule" })
+  }
   const ttl = options.ttl === undefined ? defaultTtl : checkLockTtl(options.ttl)
   if (ttl instanceof InvalidArgument) return ttl
   const wait = options.wait === undefined ? defaultWait : checkDuration(options.wait, lockWait)

@@ -125,10 +125,13 @@ export const ensureStarted = (store: LockKv.Service): Effect.Effect<void> => {
     if (clock === time.liveClock) {
       const live: NonNullable<Timer["live"]> = { clock, timeout: undefined }
       state.timer = { alarms: [], wake: undefined, sleepingUntil: Infinity, live }
-      return Scope.addFinalizer(store.lifetime, Effect.sync(() => {
-        if (live.timeout !== undefined) clearTimeout(live.timeout)
-        live.timeout = undefined
-      }))
+      return Scope.addFinalizer(
+        store.lifetime,
+        Effect.sync(() => {
+          if (live.timeout !== undefined) clearTimeout(live.timeout)
+          live.timeout = undefined
+        })
+      )
     }
     const timer: Timer = { alarms: [], wake: undefined, sleepingUntil: -Infinity, live: undefined }
     state.timer = timer
