@@ -23,7 +23,10 @@ describe("Lock on the memory backend (TestClock, exact times)", () => {
       })))
       yield* Effect.yieldNow()
       yield* TestClock.adjust("1001 millis")
-      const second = yield* Lock.acquire("b", { ttl: "1 second", wait: 0 }).pipe(Effect.map((h) => h.fence), Effect.scoped)
+      const second = yield* Lock.acquire("b", { ttl: "1 second", wait: 0 }).pipe(
+        Effect.map((h) => h.fence),
+        Effect.scoped
+      )
       const [fence, tag] = yield* Fiber.join(first)
       expect(tag).toBe("LockLost")
       expect(second).toBeGreaterThan(fence)
@@ -50,7 +53,9 @@ describe("Lock on the memory backend (TestClock, exact times)", () => {
     Effect.gen(function*() {
       const holder = yield* Effect.fork(Effect.sleep("100 millis").pipe(Lock.withLock("e")))
       yield* Effect.yieldNow()
-      const waiter = yield* Effect.fork(Lock.withLock(Clock_now(), "e", { retry: Schedule.spaced("1 hour"), wait: "2 hours" }))
+      const waiter = yield* Effect.fork(
+        Lock.withLock(Clock_now(), "e", { retry: Schedule.spaced("1 hour"), wait: "2 hours" })
+      )
       yield* Effect.yieldNow()
       yield* TestClock.adjust("100 millis")
       yield* Fiber.join(holder)

@@ -1,6 +1,6 @@
 /** One behavioural suite for the lock combinators, run against both backends. */
 import { describe, expect } from "@effect/vitest"
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Schedule } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, FiberRef, Option, Schedule } from "effect"
 import { Lock, LockKv } from "../src/index.js"
 import { backends } from "./support/backends.js"
 
@@ -109,7 +109,9 @@ for (const backend of backends) {
 
     backend.test("a release wakes a waiter at once, without polling", () =>
       run(Effect.gen(function*() {
-        const holder = yield* Effect.fork(Lock.withLock(backend.elapse(0).pipe(Effect.zipRight(Effect.sleep("200 millis"))), "r"))
+        const holder = yield* Effect.fork(
+          Lock.withLock(backend.elapse(0).pipe(Effect.zipRight(Effect.sleep("200 millis"))), "r")
+        )
         yield* backend.settle
         const start = yield* now
         const waiter = yield* Effect.fork(
@@ -157,7 +159,11 @@ for (const backend of backends) {
         let interrupted = false
         const fiber = yield* Effect.fork(Effect.either(
           Effect.never.pipe(
-            Effect.onInterrupt(() => Effect.sync(() => { interrupted = true })),
+            Effect.onInterrupt(() =>
+              Effect.sync(() => {
+                interrupted = true
+              })
+            ),
             Lock.withLock("lost", { ttl: "600 millis" })
           )
         ))
@@ -170,7 +176,7 @@ for (const backend of backends) {
         expect(interrupted).toBe(true)
       })))
 
-    backend.test("after LockLost the caller goes on; the section's forks are interrupted, the caller's own are not", () =>
+    backend.test("after LockLost the caller goes on; fibers forked before or in the section are the caller's", () =>
       run(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const loseWhileHeld = (key: string) =>
@@ -179,27 +185,42 @@ for (const backend of backends) {
             yield* kv.del(key)
             yield* elapseInSteps(300)
           })
-        // A caller without forks of its own: the section runs in the caller's fiber.
+        // A fiber the section forks is the caller's: the loss interrupts the
+        // section, not it; it ends with the caller.
         let forkInterrupted = false
         const caller = yield* Effect.fork(Effect.gen(function*() {
-          const result = yield* Effect.either(Lock.withLock("goes-on", { ttl: "600 millis" })(
-            Effect.zipRight(
-              Effect.fork(Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => { forkInterrupted = true })))),
-              Effect.never
+          let forked: Fiber.RuntimeFiber<never> | undefined
+          const result = yield* Effect.either(
+            Lock.withLock("goes-on", { ttl: "600 millis" })(
+              Effect.zipRight(
+                Effect.tap(
+                  Effect.fork(Effect.never.pipe(Effect.onInterrupt(() =>
+                    Effect.sync(() => {
+                      forkInterrupted = true
+                    })
+                  ))),
+                  (fiber) => {
+                    forked = fiber
+                  }
+                ),
+                Effect.never
+              )
             )
-          ))
+          )
           // Not interrupted: it goes on, suspends and takes the lock again.
           yield* Effect.yieldNow()
           const again = yield* Lock.withLock(Effect.succeed("again"), "goes-on")
-          return [result, again] as const
+          const forkRunning = forked !== undefined && (yield* Fiber.poll(forked))._tag === "None"
+          return [result, again, forkRunning] as const
         }))
         yield* loseWhileHeld("goes-on")
         const exit = yield* Fiber.await(caller)
         expect(Exit.isSuccess(exit)).toBe(true)
         if (Exit.isSuccess(exit)) {
-          const [result, again] = exit.value
+          const [result, again, forkRunning] = exit.value
           expect(result._tag === "Left" && result.left._tag).toBe("LockLost")
           expect(again).toBe("again")
+          expect(forkRunning).toBe(true)
         }
         expect(forkInterrupted).toBe(true)
 
@@ -218,17 +239,117 @@ for (const backend of backends) {
         expect(stillRunning).toBe(true)
       })))
 
+    backend.test("a fiber forked in the section keeps running after it, and ends with the caller", () =>
+      run(Effect.gen(function*() {
+        // With and without a fiber the caller forked before the section.
+        for (const sibling of [false, true]) {
+          const label = `sibling: ${sibling}`
+          const started = yield* Deferred.make<void>()
+          const go = yield* Deferred.make<void>()
+          let interrupted = false
+          // Started (its finalizer in place) before the section ends.
+          const background = Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(go)).pipe(
+            Effect.as("finished"),
+            Effect.onInterrupt(() =>
+              Effect.sync(() => {
+                interrupted = true
+              })
+            ),
+            Effect.fork,
+            Effect.tap(() => Deferred.await(started))
+          )
+          const caller = (finish: boolean) =>
+            Effect.gen(function*() {
+              if (sibling) yield* Effect.fork(Effect.never)
+              const forked = yield* Lock.withLock(background, `forks-${sibling}`)
+              yield* Effect.yieldNow()
+              const runningAfter = (yield* Fiber.poll(forked))._tag === "None" && !interrupted
+              if (!finish) return [runningAfter, "left running"] as const
+              yield* Deferred.succeed(go, undefined)
+              return [runningAfter, yield* Fiber.join(forked)] as const
+            })
+          // It does its work after the section…
+          expect(yield* Effect.fork(caller(true)).pipe(Effect.flatMap(Fiber.join)), label).toEqual([true, "finished"])
+          expect(interrupted, label).toBe(false)
+        }
+        // …and a fiber left running is interrupted when its caller ends, as any fork.
+        const started = yield* Deferred.make<void>()
+        let interrupted = false
+        const caller = Lock.withLock(
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+            Effect.onInterrupt(() =>
+              Effect.sync(() => {
+                interrupted = true
+              })
+            ),
+            Effect.fork,
+            Effect.tap(() => Deferred.await(started))
+          ),
+          "forks-end"
+        ).pipe(Effect.zipRight(Effect.sync(() => interrupted)))
+        expect(yield* Effect.fork(caller).pipe(Effect.flatMap(Fiber.join))).toBe(false)
+        expect(interrupted).toBe(true)
+      })))
+
+    backend.test("FiberRefs set in the section stay set after it, whatever its exit", () =>
+      run(Effect.gen(function*() {
+        const ref = FiberRef.unsafeMake("unset")
+        for (const sibling of [false, true]) {
+          const caller = Effect.gen(function*() {
+            yield* FiberRef.set(ref, "unset")
+            if (sibling) yield* Effect.fork(Effect.never)
+            const seen: Array<string> = []
+            yield* Lock.withLock(FiberRef.set(ref, "synchronous"), "refs")
+            seen.push(yield* FiberRef.get(ref))
+            yield* Lock.withLock(Effect.zipRight(Effect.yieldNow(), FiberRef.set(ref, "suspended")), "refs")
+            seen.push(yield* FiberRef.get(ref))
+            yield* Effect.either(
+              Lock.withLock(Effect.zipRight(FiberRef.set(ref, "failed"), Effect.fail("boom")), "refs")
+            )
+            seen.push(yield* FiberRef.get(ref))
+            yield* Lock.tryWithLock(FiberRef.set(ref, "tried"), "refs")
+            seen.push(yield* FiberRef.get(ref))
+            return seen
+          })
+          const seen = yield* Effect.fork(caller).pipe(Effect.flatMap(Fiber.join))
+          expect(seen, `sibling: ${sibling}`).toEqual(["synchronous", "suspended", "failed", "tried"])
+        }
+      })))
+
+    backend.test("interrupting the caller interrupts the section, whose finalizers run before the release", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const heldInFinalizer: Array<boolean> = []
+        const fiber = yield* Effect.fork(Lock.withLock(
+          Effect.never.pipe(Effect.onInterrupt(() =>
+            // Suspends first: the release must wait for the whole finalizer.
+            Effect.zipRight(
+              backend.settle,
+              Effect.flatMap(Effect.orDie(kv.get("fin")), (v) =>
+                Effect.sync(() => heldInFinalizer.push(Option.isSome(v))))
+            )
+          )),
+          "fin"
+        ))
+        yield* backend.settle
+        yield* Fiber.interrupt(fiber)
+        expect(heldInFinalizer).toEqual([true])
+        expect(yield* kv.get("fin")).toEqual(Option.none())
+      })))
+
     backend.test("nested sections lost together: each takes back only its own interruption", () =>
       run(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const outer = yield* Effect.fork(Effect.gen(function*() {
-          const result = yield* Effect.either(Lock.withLock("nest-outer", { ttl: "600 millis" })(
-            Effect.zipRight(
-              Effect.either(Lock.withLock(Effect.never, "nest-inner", { ttl: "600 millis" })),
-              // The outer lock is lost too: this must be interrupted as well.
-              Effect.never
+          const result = yield* Effect.either(
+            Lock.withLock("nest-outer", { ttl: "600 millis" })(
+              Effect.zipRight(
+                Effect.either(Lock.withLock(Effect.never, "nest-inner", { ttl: "600 millis" })),
+                // The outer lock is lost too: this must be interrupted as well.
+                Effect.never
+              )
             )
-          ))
+          )
           yield* Effect.yieldNow()
           return result
         }))
@@ -238,6 +359,29 @@ for (const backend of backends) {
         yield* elapseInSteps(300)
         const exit = yield* Fiber.await(outer)
         expect(Exit.isSuccess(exit) && exit.value._tag === "Left" && exit.value.left._tag).toBe("LockLost")
+      })))
+
+    backend.test("nested sections: the inner lock lost fails the inner section only; the outer goes on", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const goOn = yield* Deferred.make<void>()
+        const outer = yield* Effect.fork(
+          Lock.withLock("only-outer", { ttl: "600 millis" })(Effect.gen(function*() {
+            const inner = yield* Effect.either(Lock.withLock(Effect.never, "only-inner", { ttl: "600 millis" }))
+            yield* Deferred.await(goOn)
+            return inner
+          }))
+        )
+        yield* backend.settle
+        yield* kv.del("only-inner")
+        yield* elapseInSteps(300)
+        // The outer section still runs, under its lock.
+        expect(outer.unsafePoll()).toBeNull()
+        expect(Option.isSome(yield* kv.get("only-outer"))).toBe(true)
+        yield* Deferred.succeed(goOn, undefined)
+        const inner = yield* Fiber.join(outer)
+        expect(inner._tag === "Left" && inner.left._tag === "LockLost" && inner.left.key).toBe("only-inner")
+        expect(yield* kv.get("only-outer")).toEqual(Option.none())
       })))
 
     backend.test("release never deletes a foreign token", () =>

@@ -1,11 +1,11 @@
 /**
- * The default retry is computed directly (engine.ts, `defaultBackoff`) rather
+ * The default retry is computed directly (backoff.ts, `defaultBackoff`) rather
  * than by stepping `defaultRetry`: both must give the same delays, 50 ms · 2ⁿ
  * capped at 1 s, with a jitter in [0.8, 1.2).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Schedule } from "effect"
-import { defaultRetry, makeBackoff } from "../src/internal/lock/engine.js"
+import { defaultRetry, makeBackoff } from "../src/internal/lock/backoff.js"
 
 const delays = (backoff: (now: number) => Effect.Effect<Option.Option<number>>, steps: number) =>
   Effect.gen(function*() {

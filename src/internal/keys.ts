@@ -15,22 +15,11 @@ const companionSeparator = "\u0000"
 const loneSurrogate = /[\uD800-\uDFFF]/u
 
 /**
- * The last key and the last token accepted: a lock cycle checks both several
- * times (the engine, then the store), and one slot would thrash between them.
- * They start as a value no input can be (not `undefined`, which an untyped
- * caller can pass, and which must then fail).
- */
-const noneYet: unique symbol = Symbol("none accepted yet")
-let lastValidKey: string | typeof noneYet = noneYet
-let lastValidToken: string | typeof noneYet = noneYet
-
-/**
  * Rejects keys that cannot name a lock: empty, too long, not a string, holding a
  * NUL character, or not well-formed Unicode. Synchronous (the error, or
  * `undefined` when valid) for the lock's hot path; `validateKey` wraps it.
  */
 export const checkKey = (key: unknown, argument = "key"): InvalidArgument | undefined => {
-  if (key === lastValidKey) return undefined
   if (typeof key !== "string") return new InvalidArgument({ argument, message: `${argument} must be a string` })
   if (key.length === 0) return new InvalidArgument({ argument, message: `${argument} must not be empty` })
   if (key.length > maxKeyLength) {
@@ -41,9 +30,11 @@ export const checkKey = (key: unknown, argument = "key"): InvalidArgument | unde
   }
   // Redis stores UTF-8: a lone surrogate would become U+FFFD, so distinct keys would share one lock.
   if (loneSurrogate.test(key)) {
-    return new InvalidArgument({ argument, message: `${argument} must be well-formed Unicode (it has a lone surrogate)` })
+    return new InvalidArgument({
+      argument,
+      message: `${argument} must be well-formed Unicode (it has a lone surrogate)`
+    })
   }
-  if (argument === "key") lastValidKey = key
   return undefined
 }
 
@@ -53,33 +44,69 @@ export const validateKey = (key: unknown, argument = "key"): Effect.Effect<strin
 }
 
 /**
- * Checks a time to live from raw input: `Duration.decode` turns -1 and NaN
- * into zero quietly, so numbers (milliseconds) are checked before decoding.
- * Gives whole milliseconds, at least 1 and at most `Number.MAX_SAFE_INTEGER`.
+ * What a duration argument must be. A TTL (the default) is positive and
+ * finite, in whole milliseconds (Redis' PX), at most `Number.MAX_SAFE_INTEGER`;
+ * a wait may be zero or `Duration.infinity`. `minimum` is a floor of the caller
+ * (the lock's ttl), with the reason it gives.
  */
-export const checkTtl = (ttl: unknown, argument = "ttl"): Duration.Duration | InvalidArgument => {
+export interface DurationRule {
+  readonly argument: string
+  readonly wait?: boolean | undefined
+  readonly minimum?: { readonly millis: number; readonly why: string } | undefined
+}
+
+/**
+ * The one check of a ttl or wait from raw input (`DurationInput`, or whatever
+ * an untyped caller passes). `Duration.decode` turns -1, NaN and negative
+ * strings or pairs into zero quietly, so those are caught before decoding.
+ */
+export const checkDuration = (input: unknown, rule: DurationRule): Duration.Duration | InvalidArgument => {
+  const { argument, wait = false } = rule
   const invalid = (why: string) =>
-    new InvalidArgument({ argument, message: `${argument} must be a positive finite duration (${why})` })
-  if (typeof ttl === "number") {
-    if (!(Number.isFinite(ttl) && ttl > 0)) return invalid(`got ${String(ttl)}`)
-    if (ttl > Number.MAX_SAFE_INTEGER) return invalid(`got more than ${Number.MAX_SAFE_INTEGER} ms`)
-    return Duration.millis(Math.ceil(ttl))
-  }
-  if (typeof ttl === "bigint" && ttl <= 0n) return invalid(`got ${String(ttl)}`)
+    new InvalidArgument({
+      argument,
+      message: `${argument} must be ${wait ? "a duration of zero or more" : "a positive finite duration"} (${why})`
+    })
   let decoded: Duration.Duration
-  try {
-    decoded = Duration.decode(ttl as Duration.DurationInput)
-  } catch {
-    return invalid(`cannot read ${JSON.stringify(String(ttl))}`)
+  if (typeof input === "number") {
+    // `!(x >= 0)` and `!(x > 0)` also catch NaN.
+    if (wait ? !(input >= 0) : !(Number.isFinite(input) && input > 0)) return invalid(`got ${String(input)}`)
+    decoded = Duration.millis(input)
+  } else {
+    if (typeof input === "bigint" && (wait ? input < 0n : input <= 0n)) return invalid(`got ${String(input)}`)
+    if (wait && typeof input === "string" && /^\s*-/.test(input)) return invalid(`got ${JSON.stringify(input)}`)
+    if (wait && Array.isArray(input)) {
+      const [seconds, nanos] = input as ReadonlyArray<unknown>
+      if (typeof seconds !== "number" || typeof nanos !== "number" || !(seconds * 1e9 + nanos >= 0)) {
+        return invalid(`got [${String(seconds)}, ${String(nanos)}]`)
+      }
+    }
+    try {
+      decoded = Duration.decode(input as Duration.DurationInput)
+    } catch {
+      return invalid(`cannot read ${JSON.stringify(String(input))}`)
+    }
   }
-  if (!Duration.isFinite(decoded)) return invalid("got infinity")
   const millis = Duration.toMillis(decoded)
-  if (!(millis > 0) || Number.isNaN(millis)) return invalid("got zero or less")
+  if (wait) return Number.isNaN(millis) ? invalid("got NaN") : decoded
+  if (millis === Infinity) return invalid("got infinity")
+  if (!(millis > 0)) return invalid("got zero or less")
   // Redis refuses a PX it cannot add to its clock, and larger numbers lose precision anyway.
   if (millis > Number.MAX_SAFE_INTEGER) return invalid(`got more than ${Number.MAX_SAFE_INTEGER} ms`)
   // Redis PX takes whole milliseconds; round up so a sub-millisecond ttl stays positive.
-  return Duration.millis(Math.ceil(millis))
+  const whole = Math.ceil(millis)
+  if (rule.minimum !== undefined && whole < rule.minimum.millis) {
+    return new InvalidArgument({
+      argument,
+      message: `${argument} must be at least ${rule.minimum.millis} ms (got ${whole} ms): ${rule.minimum.why}`
+    })
+  }
+  return Duration.millis(whole)
 }
+
+/** A store TTL (`checkDuration` with the TTL rule). */
+export const checkTtl = (ttl: unknown, argument = "ttl"): Duration.Duration | InvalidArgument =>
+  checkDuration(ttl, { argument })
 
 /**
  * `checkTtl` in whole milliseconds, for the store's hot path: a `Duration` or a
@@ -171,17 +198,8 @@ export const validateSetOptions = (
 }
 
 /** Owner tokens travel in release messages beside the key, separated by "|", so a token never contains "|". */
-export const checkToken = (token: unknown): InvalidArgument | undefined => {
-  if (token === lastValidToken) return undefined
-  const error = checkKey(token, "token") ??
+export const checkToken = (token: unknown): InvalidArgument | undefined =>
+  checkKey(token, "token") ??
     ((token as string).includes("|")
       ? new InvalidArgument({ argument: "token", message: "token must not contain \"|\"" })
       : undefined)
-  if (error === undefined) lastValidToken = token as string
-  return error
-}
-
-export const validateToken = (token: unknown): Effect.Effect<string, InvalidArgument> => {
-  const error = checkToken(token)
-  return error === undefined ? Effect.succeed(token as string) : Effect.fail(error)
-}

@@ -1,6 +1,6 @@
 import * as Effect from "effect/Effect"
-import { BoundedMap } from "./boundedMap.js"
 import type { ReleaseWatcher, Wake } from "../LockKv.js"
+import { BoundedMap } from "./boundedMap.js"
 
 /**
  * In-process fan-out of release notifications to the fibers waiting on a key.
@@ -84,7 +84,7 @@ export const makeReleaseHub = (): ReleaseHub => {
       // A wake is taken from the latch only when it is handed to a listener: a
       // wait cancelled meanwhile (say, by a timer that came first) leaves any
       // wake that arrives afterwards for the next call.
-      const onNext = (listener: (wake: Wake) => void): (() => void) => {
+      const onNext = (listener: (wake: Wake) => void): () => void => {
         const wake = latch.pending
         if (wake !== undefined) {
           latch.pending = undefined

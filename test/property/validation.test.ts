@@ -3,7 +3,6 @@
  * never another error, and never after touching the store.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { vi } from "vitest"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -11,6 +10,7 @@ import * as Exit from "effect/Exit"
 import * as FastCheck from "effect/FastCheck"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { vi } from "vitest"
 import * as Lock from "../../src/Lock.js"
 import * as LockKv from "../../src/LockKv.js"
 import { redisServerScoped } from "../support/redisServer.js"
@@ -59,7 +59,9 @@ const invalidKey: FastCheck.Arbitrary<string> = FastCheck.oneof(
 const invalidSetOptions: FastCheck.Arbitrary<LockKv.LockKv.SetOptions> = FastCheck.oneof(
   FastCheck.constant({ NX: true, XX: true }),
   FastCheck.record({ PX: FastCheck.integer({ min: 1, max: 100_000 }), ttl: FastCheck.constant("1 second" as const) }),
-  FastCheck.record({ PX: FastCheck.oneof(FastCheck.double({ max: 0 }), FastCheck.constant(Number.NaN), FastCheck.constant(1.5)) }),
+  FastCheck.record({
+    PX: FastCheck.oneof(FastCheck.double({ max: 0 }), FastCheck.constant(Number.NaN), FastCheck.constant(1.5))
+  }),
   FastCheck.record({ PX: FastCheck.constantFrom("100", null, 2 ** 60).map((v) => untyped<number>(v)) }),
   invalidTtl.map((ttl) => ({ ttl })),
   FastCheck.constantFrom(null, "NX", 5).map((v) => untyped<LockKv.LockKv.SetOptions>(v))
@@ -103,13 +105,19 @@ const poisoned = Effect.map(LockKv.makeMemory(), (inner) => {
 
 /** The exit must be a failure whose only cause is an InvalidArgument. */
 const expectInvalid = <A, E>(exit: Exit.Exit<A, E>, input: unknown) => {
-  const label = String(typeof input === "symbol" ? input.toString() : JSON.stringify(input, (_, v: unknown) =>
-    typeof v === "bigint" ? `${v}n` : v))
+  const label = String(
+    typeof input === "symbol" ?
+      input.toString() :
+      JSON.stringify(input, (_, v: unknown) => typeof v === "bigint" ? `${v}n` : v)
+  )
   expect(Exit.isFailure(exit), label).toBe(true)
   if (Exit.isFailure(exit)) {
     expect(Cause.isDie(exit.cause), `${label}: ${Cause.pretty(exit.cause)}`).toBe(false)
     const failure = Cause.failureOption(exit.cause)
-    expect(Option.isSome(failure) && (failure.value as { _tag?: unknown })._tag, `${label}: ${Cause.pretty(exit.cause)}`)
+    expect(
+      Option.isSome(failure) && (failure.value as { _tag?: unknown })._tag,
+      `${label}: ${Cause.pretty(exit.cause)}`
+    )
       .toBe("InvalidArgument")
   }
 }
@@ -142,64 +150,68 @@ describe("property: invalid input fails with InvalidArgument before the store is
       expect(touched).toEqual([])
     }))
 
-  it.scopedLive("store methods, memory and Redis (frozen, so a call that reached it could not answer)", () =>
-    Effect.gen(function*() {
-      const server = yield* redisServerScoped()
-      const redis = yield* LockKv.makeRedis({ url: server.url, namespace: "inv" })
-      const memory = yield* LockKv.makeMemory({ namespace: "inv" })
-      server.pause()
-      yield* Effect.addFinalizer(() => Effect.sync(() => server.resume()))
-      const calls = (
-        kv: LockKv.LockKv.Service,
-        k: string,
-        options: LockKv.LockKv.SetOptions,
-        ttl: Duration.DurationInput
-      ): Array<Effect.Effect<unknown, LockKv.LockKvError | LockKv.InvalidArgument>> => [
-        kv.set("k", "v", options),
-        kv.set(k, "v"),
-        kv.get(k),
-        kv.del(k),
-        kv.pttl(k),
-        kv.fence(k),
-        kv.compareAndDelete(k, "v"),
-        kv.compareAndExpire(k, "v", "1 second"),
-        kv.compareAndExpire("k", "v", ttl),
-        kv.acquire(k, "token", Duration.seconds(1)),
-        kv.release(k, "token"),
-        // The lock primitives check their other arguments on Redis only: the memory
-        // store trusts the engine (which validates first) with the token and the ttl.
-        ...(kv.backend === "redis"
-          ? [
-            kv.acquire("k", "token", untyped<Duration.Duration>(ttl)),
-            kv.acquire("k", "token", Duration.seconds(1), untyped<Duration.Duration>(ttl)),
-            kv.acquire("k", k, Duration.seconds(1)),
-            kv.acquire("k", "to|ken", Duration.seconds(1)),
-            kv.release("k", k)
-          ]
-          : [])
-      ]
-      yield* Effect.promise(() =>
-        FastCheck.assert(
-          FastCheck.asyncProperty(invalidKey, invalidSetOptions, invalidTtl, async (k, options, ttl) => {
-            for (const kv of [memory, redis]) {
-              for (const call of calls(kv, k, options, ttl)) {
-                const started = Date.now()
-                const exit = await Effect.runPromise(Effect.exit(call))
-                expectInvalid(exit, { backend: kv.backend, k, options, ttl })
-                // Failing fast is the proof that Redis (frozen) was not asked.
-                expect(Date.now() - started).toBeLessThan(500)
+  it.scopedLive(
+    "store methods, memory and Redis (frozen, so a call that reached it could not answer)",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* redisServerScoped()
+        const redis = yield* LockKv.makeRedis({ url: server.url, namespace: "inv" })
+        const memory = yield* LockKv.makeMemory({ namespace: "inv" })
+        server.pause()
+        yield* Effect.addFinalizer(() => Effect.sync(() => server.resume()))
+        const calls = (
+          kv: LockKv.LockKv.Service,
+          k: string,
+          options: LockKv.LockKv.SetOptions,
+          ttl: Duration.DurationInput
+        ): Array<Effect.Effect<unknown, LockKv.LockKvError | LockKv.InvalidArgument>> => [
+          kv.set("k", "v", options),
+          kv.set(k, "v"),
+          kv.get(k),
+          kv.del(k),
+          kv.pttl(k),
+          kv.fence(k),
+          kv.compareAndDelete(k, "v"),
+          kv.compareAndExpire(k, "v", "1 second"),
+          kv.compareAndExpire("k", "v", ttl),
+          kv.acquire(k, "token", Duration.seconds(1)),
+          kv.release(k, "token"),
+          // The lock primitives check their other arguments on Redis only: the memory
+          // store trusts the engine (which validates first) with the token and the ttl.
+          ...(kv.backend === "redis"
+            ? [
+              kv.acquire("k", "token", untyped<Duration.Duration>(ttl)),
+              kv.acquire("k", "token", Duration.seconds(1), untyped<Duration.Duration>(ttl)),
+              kv.acquire("k", k, Duration.seconds(1)),
+              kv.acquire("k", "to|ken", Duration.seconds(1)),
+              kv.release("k", k)
+            ]
+            : [])
+        ]
+        yield* Effect.promise(() =>
+          FastCheck.assert(
+            FastCheck.asyncProperty(invalidKey, invalidSetOptions, invalidTtl, async (k, options, ttl) => {
+              for (const kv of [memory, redis]) {
+                for (const call of calls(kv, k, options, ttl)) {
+                  const started = Date.now()
+                  const exit = await Effect.runPromise(Effect.exit(call))
+                  expectInvalid(exit, { backend: kv.backend, k, options, ttl })
+                  // Failing fast is the proof that Redis (frozen) was not asked.
+                  expect(Date.now() - started).toBeLessThan(500)
+                }
               }
-            }
-          }),
-          { numRuns: 100 }
+            }),
+            { numRuns: 100 }
+          )
         )
-      )
-    }), 30_000)
+      }),
+    30_000
+  )
 
-  // The checks remember the last valid key and token (see keys.ts). Before any
-  // was seen, `undefined` must not pass for one: the property above found it
-  // only when its first case was an undefined key, so it is pinned here, in a
-  // fresh copy of the modules where nothing was checked yet.
+  // The checks once remembered the last valid key and token. Before any was
+  // seen, `undefined` must not pass for one: the property above found it only
+  // when its first case was an undefined key, so it is pinned here, in a fresh
+  // copy of the modules where nothing was checked yet.
   it("an undefined key or token fails before any valid one was checked", async () => {
     vi.resetModules()
     const keys = await import("../../src/internal/keys.js")

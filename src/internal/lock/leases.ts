@@ -4,12 +4,13 @@ import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
 import type { LockKv } from "../../LockKv.js"
 import type { LockKvError } from "../errors.js"
+import * as slots from "../slots.js"
 import { LockLost } from "./errors.js"
 import * as metrics from "./metrics.js"
-import { withSpan } from "./tracing.js"
-import * as slots from "../slots.js"
+import { storeState } from "./storeState.js"
 import * as time from "./time.js"
 import * as timers from "./timers.js"
+import { withSpan } from "./tracing.js"
 
 /**
  * The bookkeeping of one held lock. Renewal and the validity deadline of every
@@ -109,7 +110,7 @@ export const awaitLost = (lease: Lease): Effect.Effect<LockLost> =>
   })
 
 /** Declares `lease` lost (once): completes `lost`, records the metric, runs the callbacks. */
-export const declareLost = (
+const declareLost = (
   backend: LockKv.Service["backend"],
   lease: Lease,
   message: string,
@@ -154,7 +155,7 @@ export const renew = (
     }
   })
 
-interface Manager {
+export interface Manager {
   /** The leases it watches: every lock cycle adds and removes one (see slots.ts). */
   readonly leases: Array<Lease>
   /** Completing it wakes the manager to look at its leases again. */
@@ -172,8 +173,6 @@ interface Manager {
   /** How many times the manager looked at its leases (for tests). */
   looks: number
 }
-
-const managers = new WeakMap<LockKv.Service, Manager>()
 
 /** When the lease next needs the manager: its deadline, or its next renewal. */
 const nextDue = (lease: Lease): number => {
@@ -266,7 +265,8 @@ const runManager = (store: LockKv.Service, manager: Manager): Effect.Effect<neve
  * work is done when `track` is called (the effect returned is `Effect.void`).
  */
 export const track = (store: LockKv.Service, lease: Lease): Effect.Effect<void> => {
-  const manager = managers.get(store)
+  const state = storeState(store)
+  const manager = state.manager
   if (manager === undefined) return Effect.suspend(() => startOrAdd(store, lease))
   // The common case is synchronous: no effect to run, no fiber to wake.
   lease.manager = manager
@@ -276,17 +276,17 @@ export const track = (store: LockKv.Service, lease: Lease): Effect.Effect<void> 
 }
 
 const startOrAdd = (store: LockKv.Service, lease: Lease): Effect.Effect<void> => {
-  const manager = managers.get(store)
-  if (manager !== undefined) return track(store, lease)
+  const state = storeState(store)
+  if (state.manager !== undefined) return track(store, lease)
   const created: Manager = { leases: [], wake: undefined, sleepingUntil: Infinity, releasedDue: Infinity, looks: 0 }
   lease.manager = created
   slots.add(created.leases, lease)
-  managers.set(store, created)
+  state.manager = created
   return Effect.asVoid(Effect.forkIn(runManager(store, created), store.lifetime))
 }
 
 /** How many times the store's lease manager has looked at its leases (for tests). */
-export const managerLooks = (store: LockKv.Service): number => managers.get(store)?.looks ?? 0
+export const managerLooks = (store: LockKv.Service): number => storeState(store).manager?.looks ?? 0
 
 /** Ends the manager's work on `lease` (released): no renewal, no deadline. */
 export const untrack = (lease: Lease): void => {

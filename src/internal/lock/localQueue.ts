@@ -2,6 +2,7 @@ import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type { LockKv } from "../../LockKv.js"
+import { storeState } from "./storeState.js"
 import * as time from "./time.js"
 import * as timers from "./timers.js"
 
@@ -35,7 +36,7 @@ interface Line {
  * uncontended in-memory cycle); once more than `maxFree` are free they are all
  * dropped, so the map stays bounded whatever the number of keys.
  */
-interface Lines {
+export interface Lines {
   readonly byKey: Map<string, Line>
   free: number
 }
@@ -65,18 +66,6 @@ class Place implements Turn {
     this.cancelAlarm = undefined
     cancel?.()
   }
-}
-
-/** Per store, so two stores (two Redis servers or namespaces) never share a line. */
-const linesByStore = new WeakMap<LockKv.Service, Lines>()
-
-const linesOf = (store: LockKv.Service): Lines => {
-  let lines = linesByStore.get(store)
-  if (lines === undefined) {
-    lines = { byKey: new Map(), free: 0 }
-    linesByStore.set(store, lines)
-  }
-  return lines
 }
 
 const handOn = (lines: Lines, key: string): void => {
@@ -114,7 +103,7 @@ const given = (lines: Lines, key: string, free: Line | undefined): Place => {
 
 /** The turn at once when no other fiber of this process holds or awaits `key`, else `undefined` (synchronous). */
 export const tryEnter = (store: LockKv.Service, key: string): Turn | undefined => {
-  const lines = linesOf(store)
+  const lines = storeState(store).lines
   const line = lines.byKey.get(key)
   return line?.held ? undefined : given(lines, key, line)
 }
@@ -125,7 +114,7 @@ export const tryEnter = (store: LockKv.Service, key: string): Turn | undefined =
  * Whatever happens next, the caller ends with `pass`.
  */
 export const join = (store: LockKv.Service, key: string): Turn => {
-  const lines = linesOf(store)
+  const lines = storeState(store).lines
   const line = lines.byKey.get(key)
   if (line === undefined || !line.held) return given(lines, key, line)
   const place = new Place(lines, key)
@@ -183,4 +172,4 @@ export const waitForTurn = (
 }
 
 /** How many lines the store keeps, held or free (for tests: it stays bounded). */
-export const lineCount = (store: LockKv.Service): number => linesByStore.get(store)?.byKey.size ?? 0
+export const lineCount = (store: LockKv.Service): number => storeState(store).lines.byKey.size

@@ -23,7 +23,10 @@ const keys = {
     description: "Acquisition tries that found the lock held",
     incremental: true
   }),
-  lost: MetricKey.counter(names.lost, { description: "Held locks found taken, expired or unconfirmable", incremental: true }),
+  lost: MetricKey.counter(names.lost, {
+    description: "Held locks found taken, expired or unconfirmable",
+    incremental: true
+  }),
   waitTime: MetricKey.histogram(names.waitTime, boundaries, "Time from the first try to acquisition, in milliseconds"),
   holdTime: MetricKey.histogram(names.holdTime, boundaries, "Time from acquisition to release, in milliseconds")
 }

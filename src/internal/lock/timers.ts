@@ -7,6 +7,7 @@ import * as FiberId from "effect/FiberId"
 import * as Scope from "effect/Scope"
 import type { LockKv } from "../../LockKv.js"
 import * as slots from "../slots.js"
+import { storeState } from "./storeState.js"
 import * as time from "./time.js"
 
 /**
@@ -26,7 +27,7 @@ class Alarm implements slots.Slotted {
   constructor(readonly at: number, readonly ring: () => void) {}
 }
 
-interface Timer {
+export interface Timer {
   readonly alarms: Array<Alarm>
   /** Completing it makes the timer fiber look at its alarms again (fiber timers only). */
   wake: Deferred.Deferred<void> | undefined
@@ -39,8 +40,6 @@ interface Timer {
    */
   readonly live: { readonly clock: Clock.Clock; timeout: ReturnType<typeof setTimeout> | undefined } | undefined
 }
-
-const timers = new WeakMap<LockKv.Service, Timer>()
 
 const wakeUp = (timer: Timer) => {
   const wake = timer.wake
@@ -119,26 +118,30 @@ const run = (timer: Timer): Effect.Effect<never> =>
  * every wait.
  */
 export const ensureStarted = (store: LockKv.Service): Effect.Effect<void> => {
-  if (timers.has(store)) return Effect.void
+  const state = storeState(store)
+  if (state.timer !== undefined) return Effect.void
   return Effect.clockWith((clock) => {
-    if (timers.has(store)) return Effect.void
+    if (state.timer !== undefined) return Effect.void
     if (clock === time.liveClock) {
       const live: NonNullable<Timer["live"]> = { clock, timeout: undefined }
-      timers.set(store, { alarms: [], wake: undefined, sleepingUntil: Infinity, live })
-      return Scope.addFinalizer(store.lifetime, Effect.sync(() => {
-        if (live.timeout !== undefined) clearTimeout(live.timeout)
-        live.timeout = undefined
-      }))
+      state.timer = { alarms: [], wake: undefined, sleepingUntil: Infinity, live }
+      return Scope.addFinalizer(
+        store.lifetime,
+        Effect.sync(() => {
+          if (live.timeout !== undefined) clearTimeout(live.timeout)
+          live.timeout = undefined
+        })
+      )
     }
     const timer: Timer = { alarms: [], wake: undefined, sleepingUntil: -Infinity, live: undefined }
-    timers.set(store, timer)
+    state.timer = timer
     return Effect.asVoid(Effect.forkIn(run(timer), store.lifetime))
   })
 }
 
 /** `effect` once the store's timer runs (`ensureStarted`): as is when it already does. */
 export const whenStarted = <A, E, R>(store: LockKv.Service, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  timers.has(store) ? effect : Effect.zipRight(ensureStarted(store), effect)
+  storeState(store).timer !== undefined ? effect : Effect.zipRight(ensureStarted(store), effect)
 
 /**
  * Calls `ring` from the store's timer once the store's Clock reaches `at` (monotonic
@@ -146,7 +149,7 @@ export const whenStarted = <A, E, R>(store: LockKv.Service, effect: Effect.Effec
  * been started (`ensureStarted`).
  */
 export const setAlarm = (store: LockKv.Service, at: number, ring: () => void): () => void => {
-  const timer = timers.get(store)!
+  const timer = storeState(store).timer!
   const alarm = new Alarm(at, ring)
   slots.add(timer.alarms, alarm)
   if (at < timer.sleepingUntil) {

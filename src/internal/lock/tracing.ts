@@ -11,9 +11,10 @@ export const isDefaultTracer = (tracer: Tracer.Tracer): boolean => tracer === de
  * a test recorder): with the default tracer a span costs about as much as a
  * whole in-memory lock cycle and reaches no one.
  */
-export const withSpan = (name: string, attributes: Record<string, unknown>) =>
-<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.tracerWith((tracer) => spanIf(tracer !== defaultTracer, self, name, attributes))
+export const withSpan =
+  (name: string, attributes: Record<string, unknown>) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.tracerWith((tracer) => spanIf(tracer !== defaultTracer, self, name, attributes))
 
 /** `self` in a span when `traced` (the caller already knows its tracer), else `self` as is. */
 export const spanIf = <A, E, R>(
