@@ -154,7 +154,9 @@ const acquireConnection = (
         const loop: Effect.Effect<void, LockKvError> = Effect.suspend(() => {
           if (isUsable()) return Effect.void
           if (selectFailure !== undefined) {
-            return Effect.fail(new LockKvError({ operation, message: selectFailure.message, cause: selectFailure.cause }))
+            return Effect.fail(
+              new LockKvError({ operation, message: selectFailure.message, cause: selectFailure.cause })
+            )
           }
           if (client.status === "end") {
             return Effect.fail(new LockKvError({ operation, message: "the connection to Redis is closed" }))
@@ -190,14 +192,20 @@ export const acquireConnections = (
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<never>()
     const main = yield* acquireConnection("command", resolved.db, resolved, runtime, create)
-    const subscriber = yield* acquireConnection("subscriber", 0, resolved, runtime, (retryStrategy) =>
-      main.client.duplicate({
-        db: 0,
-        retryStrategy,
-        connectionName: "effect-lock-sub",
-        commandTimeout: commandTimeoutMillis,
-        socketTimeout: commandTimeoutMillis
-      }))
+    const subscriber = yield* acquireConnection(
+      "subscriber",
+      0,
+      resolved,
+      runtime,
+      (retryStrategy) =>
+        main.client.duplicate({
+          db: 0,
+          retryStrategy,
+          connectionName: "effect-lock-sub",
+          commandTimeout: commandTimeoutMillis,
+          socketTimeout: commandTimeoutMillis
+        })
+    )
     return { main, subscriber }
   })
 

@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto"
 import type * as LockKv from "../../LockKv.js"
 import { BoundedMap } from "../boundedMap.js"
 import { releaseChannel } from "../keys.js"
-import { makeReleaseHub, type ReleaseHub, released } from "../releaseHub.js"
+import { makeReleaseHub, released, type ReleaseHub } from "../releaseHub.js"
 
 const decimal = /^[1-9][0-9]*$/
 

@@ -69,7 +69,8 @@ export const make = (
       get: (key) =>
         Effect.flatMap(
           full(key),
-          (k) => call("get", () => client.get(k), (reply) => Effect.succeed(Option.fromNullable(reply as string | null)))
+          (k) =>
+            call("get", () => client.get(k), (reply) => Effect.succeed(Option.fromNullable(reply as string | null)))
         ),
       set: (key, value, setOptions) =>
         Effect.gen(function*() {
