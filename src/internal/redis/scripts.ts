@@ -237,24 +237,26 @@ const replyAsStrings = { replyEncoding: "utf8" } as const
  * `args` is a public field, and the constructor does nothing else with them
  * that these commands need (no key prefix is set).
  *
- * Measured on 2026-12-03 with an interleaved A/B: the uncontended
- * `Lock.withLock` cycle against a real redis-server, the built variants in
- * one node process, 300 rounds of 250 cycles each, the order rotating every
- * round (`node --expose-gc ab.mjs 300 250 old oldcopy store storecache
- * defineCommand`, a one-off harness). Median per-round ratio to the code
- * before (which also wrote the RESP itself, from wire strings cached per
- * key), 95 % bootstrap interval:
+ * Measured on 2026-12-03 (2 cores, load average about 2), working tree ÷
+ * baseline with `npm run bench -- --baseline <ref> --only a --contenders
+ * effect-lock:withLock --rounds 60` (the uncontended `Lock.withLock` cycle
+ * against a real redis-server, both builds in one process, rounds
+ * interleaved), two runs each, ops/s ratio then client-CPU-per-op ratio over
+ * the whole run:
  *
- * | variant                                   | wall                  | CPU                   |
- * | ----------------------------------------- | --------------------- | --------------------- |
- * | this code                                 | 1.037 [1.001, 1.082]  | 1.056 [1.020, 1.087]  |
- * | this code + a per-key cache of the KEYS   | 1.036 [1.008, 1.065]  | 1.044 [1.007, 1.075]  |
- * | the scripts through `defineCommand`       | 1.145 [1.119, 1.172]  | 1.164 [1.132, 1.200]  |
- * | A/A control (the code before, again)      | 0.993 [0.966, 1.012]  | 0.980 [0.951, 1.011]  |
+ * | baseline                                            | ops/s        | CPU/op       |
+ * | --------------------------------------------------- | ------------ | ------------ |
+ * | the scripts through `defineCommand` (branch         | 1.074, 1.109 | 0.883, 0.878 |
+ * | i16-redis-ab-definecommand, 775e8ce)                |              |              |
+ * | the code before (main 71e1729: RESP written here    | 0.979, 0.964 | 1.031, 1.054 |
+ * | from wire strings cached per key)                   |              |              |
+ * | HEAD (A/A: the noise)                               | 1.020, 0.959 | 0.973, 1.056 |
  *
- * So setting the arguments saves about 10 % of a cycle: kept. The
- * hand-written RESP and the caches saved about 4 % of its time (5 % of its
- * CPU), under the 5 % asked of any reliance on ioredis' internals: gone.
+ * So setting the arguments saves about 10 % of a cycle against
+ * `defineCommand`: kept. The hand-written RESP and its per-key cache were
+ * worth about 3 % (within the A/A noise, under the 5 % asked of any reliance
+ * on ioredis' internals): gone. A cache of the KEYS alone measured 1.083 and
+ * 1.018 (ops/s), 0.935 and 0.996 (CPU/op): not kept either.
  */
 class ScriptCommand extends Command {
   constructor(name: "eval" | "evalsha", args: Array<string>) {
