@@ -7,10 +7,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Option } from "effect"
 import { Redis } from "ioredis"
-import { companionKey, namespaced, releaseChannel } from "../../src/internal/keys.js"
-import { makeReleaseHub } from "../../src/internal/releaseHub.js"
-import { parseReleaseMessage } from "../../src/internal/redis/store.js"
 import { LockKv } from "../../src/index.js"
+import { companionKey, namespaced, releaseChannel } from "../../src/internal/keys.js"
+import { parseReleaseMessage } from "../../src/internal/redis/releaseChannel.js"
+import { makeReleaseHub } from "../../src/internal/releaseHub.js"
 import { uniqueNamespace } from "../support/backends.js"
 import { redisUrl } from "../support/redisUrl.js"
 

@@ -1,26 +1,19 @@
 /**
- * The Lua scripts of the Redis backend. The store sends each as EVALSHA (as
- * EVAL the first time on each connection, which loads it, and again after a
- * NOSCRIPT; see `store.ts`). Every script touches only keys passed in `KEYS`,
- * which hash to one cluster slot, and reads time only from the server (its TTLs
- * and `TIME`), never the client's clock.
+ * The Lua scripts of the Redis backend, how they are sent (EVALSHA, as EVAL
+ * the first time on each connection and after a NOSCRIPT: `makeScripts`), and
+ * the decoders of their replies. Every script touches only keys passed in
+ * `KEYS`, which hash to one cluster slot, and reads time only from the server
+ * (its TTLs and `TIME`), never the client's clock.
  */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { Command, type Redis } from "ioredis"
 import { createHash } from "node:crypto"
+import type * as LockKv from "../../LockKv.js"
+import type { LockKvError } from "../errors.js"
 import { companionKey } from "../keys.js"
-
-/** A script as sent: its source, its SHA1 (for EVALSHA) and its number of KEYS. @internal */
-export interface Script {
-  readonly lua: string
-  readonly sha: string
-  /** The number of KEYS, as the argument string EVAL/EVALSHA take. */
-  readonly numberOfKeys: string
-}
-
-const script = (lua: string, numberOfKeys: number): Script => ({
-  lua,
-  sha: createHash("sha1").update(lua).digest("hex"),
-  numberOfKeys: String(numberOfKeys)
-})
+import { unexpected } from "./errors.js"
 
 /**
  * The KEYS of both lock scripts, all in the lock key's cluster slot: the lock,
@@ -193,6 +186,20 @@ if released == 1 then redis.call("DEL", KEYS[1]) end
 return released
 `
 
+/** A script as sent: its source, its SHA1 (for EVALSHA) and its number of KEYS. @internal */
+export interface Script {
+  readonly lua: string
+  readonly sha: string
+  /** The number of KEYS, as the argument string EVAL/EVALSHA take. */
+  readonly numberOfKeys: string
+}
+
+const script = (lua: string, numberOfKeys: number): Script => ({
+  lua,
+  sha: createHash("sha1").update(lua).digest("hex"),
+  numberOfKeys: String(numberOfKeys)
+})
+
 /** KEYS: key. ARGV: expected. 1 when `key` held `expected` and was deleted, else 0. @internal */
 export const lockCompareAndDelete: Script = script(compareAndDelete, 1)
 
@@ -217,3 +224,150 @@ export const lockAcquire: Script = script(acquire, 5)
  * @internal
  */
 export const lockRelease: Script = script(release, 5)
+
+/** ioredis turns the reply's bulk strings into strings (as its own commands do). */
+const replyAsStrings = { replyEncoding: "utf8" } as const
+
+/**
+ * EVAL or EVALSHA of one of the store's scripts, its arguments all strings
+ * already. They are set after construction: ioredis' constructor copies them
+ * with `Array.prototype.flat`, which is slow in V8 (about 4 µs for the 11
+ * arguments of the acquire script, more than the rest of the store's
+ * JavaScript for that command). This is the one liberty taken with ioredis:
+ * `args` is a public field, and the constructor does nothing else with them
+ * that these commands need (no key prefix is set).
+ *
+ * Measured on 2026-12-03 (2 cores, load average about 2), working tree ÷
+ * baseline with `npm run bench -- --baseline <ref> --only a --contenders
+ * effect-lock:withLock --rounds 60` (the uncontended `Lock.withLock` cycle
+ * against a real redis-server, both builds in one process, rounds
+ * interleaved), two runs each, ops/s ratio then client-CPU-per-op ratio over
+ * the whole run:
+ *
+ * | baseline                                            | ops/s        | CPU/op       |
+ * | --------------------------------------------------- | ------------ | ------------ |
+ * | the scripts through `defineCommand` (branch         | 1.074, 1.109 | 0.883, 0.878 |
+ * | i16-redis-ab-definecommand, 775e8ce)                |              |              |
+ * | the code before (main 71e1729: RESP written here    | 0.979, 0.964 | 1.031, 1.054 |
+ * | from wire strings cached per key)                   |              |              |
+ * | HEAD (A/A: the noise)                               | 1.020, 0.959 | 0.973, 1.056 |
+ *
+ * So setting the arguments saves about 10 % of a cycle against
+ * `defineCommand`: kept. The hand-written RESP and its per-key cache were
+ * worth about 3 % (within the A/A noise, under the 5 % asked of any reliance
+ * on ioredis' internals): gone. A cache of the KEYS alone measured 1.083 and
+ * 1.018 (ops/s), 0.935 and 0.996 (CPU/op): not kept either.
+ */
+class ScriptCommand extends Command {
+  constructor(name: "eval" | "evalsha", args: Array<string>) {
+    super(name, [], replyAsStrings)
+    this.args = args
+  }
+}
+
+/**
+ * The store's scripts on one client: each sends its script with the given
+ * KEYS and ARGV and resolves with the raw reply. A script goes as EVALSHA, or
+ * as EVAL (which loads it) the first time on each connection and when
+ * `reload` (after a NOSCRIPT: a script flush, a failover to a server that
+ * never saw it), as ioredis' `defineCommand` does. With the offline queue off,
+ * a script is sent at once or fails at once, never queued.
+ *
+ * @internal
+ */
+export interface Scripts {
+  readonly compareAndDelete: (reload: boolean, key: string, expected: string) => Promise<unknown>
+  readonly compareAndExpire: (reload: boolean, key: string, expected: string, ttlMillis: string) => Promise<unknown>
+  readonly acquire: (
+    reload: boolean,
+    keys: LockKeys,
+    token: string,
+    ttlMillis: string,
+    placeMillis: string,
+    channel: string
+  ) => Promise<unknown>
+  readonly release: (reload: boolean, keys: LockKeys, token: string, callerKey: string) => Promise<unknown>
+}
+
+/** @internal */
+export const makeScripts = (client: Redis): Scripts => {
+  const sender = (script: Script) => {
+    // The socket the script was last sent on as EVAL: after that, EVALSHA finds it there.
+    // (A cluster client has one socket per node: it would need this per node.)
+    let loadedOn: unknown = undefined
+    // `args[0]` is the slot of the SHA or the source; each call passes a new array.
+    return (reload: boolean, args: Array<string>): Promise<unknown> => {
+      const stream = client.stream
+      if (reload || loadedOn !== stream) {
+        loadedOn = stream
+        args[0] = script.lua
+        return client.sendCommand(new ScriptCommand("eval", args)) as Promise<unknown>
+      }
+      args[0] = script.sha
+      return client.sendCommand(new ScriptCommand("evalsha", args)) as Promise<unknown>
+    }
+  }
+  const cad = sender(lockCompareAndDelete)
+  const cae = sender(lockCompareAndExpire)
+  const acq = sender(lockAcquire)
+  const rel = sender(lockRelease)
+  return {
+    compareAndDelete: (reload, key, expected) => cad(reload, ["", lockCompareAndDelete.numberOfKeys, key, expected]),
+    compareAndExpire: (reload, key, expected, ttlMillis) =>
+      cae(reload, ["", lockCompareAndExpire.numberOfKeys, key, expected, ttlMillis]),
+    acquire: (reload, keys, token, ttlMillis, placeMillis, channel) =>
+      acq(reload, [
+        "",
+        lockAcquire.numberOfKeys,
+        keys[0],
+        keys[1],
+        keys[2],
+        keys[3],
+        keys[4],
+        token,
+        ttlMillis,
+        placeMillis,
+        channel
+      ]),
+    release: (reload, keys, token, callerKey) =>
+      rel(reload, ["", lockRelease.numberOfKeys, keys[0], keys[1], keys[2], keys[3], keys[4], token, callerKey])
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Replies
+// -----------------------------------------------------------------------------
+
+/** A PTTL: the time left, none when the key has no TTL (-1) or does not exist (-2). @internal */
+export const toRemaining = (millis: number): Option.Option<Duration.Duration> =>
+  millis >= 0 ? Option.some(Duration.millis(millis)) : Option.none()
+
+/** The acquire script's `[1, fence]` or `[0, pttl]`. @internal */
+export const toAcquireResult = (reply: unknown): Effect.Effect<LockKv.AcquireResult, LockKvError> =>
+  Array.isArray(reply) && reply.length === 2 && typeof reply[1] === "number"
+    ? Effect.succeed(
+      reply[0] === 1 ? { _tag: "Acquired", fence: reply[1] } : { _tag: "Held", remaining: toRemaining(reply[1]) }
+    )
+    : Effect.fail(unexpected("acquire", reply))
+
+// Effects are immutable values: the hot path's two outcomes are built once.
+const succeedTrue = Effect.succeed(true)
+const succeedFalse = Effect.succeed(false)
+
+/** Scripts answering 1 (done) or 0. @internal */
+export const isOne = (reply: unknown): Effect.Effect<boolean> => reply === 1 ? succeedTrue : succeedFalse
+
+/**
+ * The release script's reply: 1 when it deleted the lock (0 when it did not
+ * hold our token), or, when it handed the lock on, `[2 or 3, channel, message]`:
+ * `handedOn` is told the channel and message (before the releaser resumes).
+ *
+ * @internal
+ */
+export const releaseReply =
+  (handedOn: (channel: string, message: string) => void) => (reply: unknown): Effect.Effect<boolean> => {
+    if (!Array.isArray(reply)) return reply === 1 ? succeedTrue : succeedFalse
+    const [code, channel, message] = reply as ReadonlyArray<unknown>
+    if (typeof channel === "string" && typeof message === "string") handedOn(channel, message)
+    return code === 3 ? succeedTrue : succeedFalse
+  }

@@ -1,0 +1,107 @@
+/**
+ * The release channel of a Redis store: its own pub/sub channel, on which a
+ * release tells the waiter it hands the lock to (or wakes waiters), read by
+ * the store's subscriber into its release hub; and the in-process shortcut
+ * for a waiter whose store lives in the releaser's process.
+ */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type { Redis } from "ioredis"
+import { randomBytes } from "node:crypto"
+import type * as LockKv from "../../LockKv.js"
+import { BoundedMap } from "../boundedMap.js"
+import { releaseChannel } from "../keys.js"
+import { makeReleaseHub, released, type ReleaseHub } from "../releaseHub.js"
+
+const decimal = /^[1-9][0-9]*$/
+
+/**
+ * Reads a message of the release channel (see the release script):
+ * `<token>|<fence>|<key>` grants the lock on `key` to the waiter `token`;
+ * `<token>||<key>` only wakes that waiter, or every waiter of `key` when the
+ * token is empty. Tokens never contain "|", fences are decimal, so the key (last)
+ * may contain anything. Anything else is ignored (undefined).
+ *
+ * @internal
+ */
+export const parseReleaseMessage = (
+  message: string
+): { readonly key: string; readonly target: string | undefined; readonly wake: LockKv.Wake } | undefined => {
+  const first = message.indexOf("|")
+  if (first === -1) return undefined
+  const second = message.indexOf("|", first + 1)
+  if (second === -1 || second === message.length - 1) return undefined
+  const target = first === 0 ? undefined : message.slice(0, first)
+  const key = message.slice(second + 1)
+  if (second === first + 1) return { key, target, wake: released }
+  const digits = message.slice(first + 1, second)
+  const fence = Number(digits)
+  if (target === undefined || !decimal.test(digits) || !Number.isSafeInteger(fence)) return undefined
+  return { key, target, wake: { _tag: "Granted", fence } }
+}
+
+/**
+ * The stores of this process, by release channel. When a release hands the
+ * lock to a waiter of one of them, the releasing store tells that store at once
+ * from the release's reply, rather than leave it to the pub/sub message, which
+ * Redis writes after that reply and which then takes another turn of the event
+ * loop (or more) to be read.
+ */
+const storesByChannel = new Map<string, (message: string) => void>()
+
+/**
+ * Tells the store of this process that reads `channel`, if any, the message a
+ * release published there (see `releaseReply`). The waiter is resumed before
+ * the releaser.
+ *
+ * @internal
+ */
+export const tellInProcess = (channel: string, message: string): void => {
+  storesByChannel.get(channel)?.(message)
+}
+
+/** @internal */
+export interface ReleaseChannel {
+  /** The channel's name (subscribe to it when connecting). */
+  readonly name: string
+  readonly hub: ReleaseHub
+}
+
+/**
+ * A new release channel for a store in `namespace`, read by `subscriber`
+ * (which must still subscribe to it) and registered for the in-process
+ * shortcut until the scope closes. Each store has its own channel, so each
+ * message reaches one process, not every subscriber of the namespace.
+ *
+ * @internal
+ */
+export const makeReleaseChannel = (
+  namespace: string,
+  subscriber: Redis
+): Effect.Effect<ReleaseChannel, never, Scope.Scope> =>
+  Effect.suspend(() => {
+    const hub = makeReleaseHub()
+    const name = `${releaseChannel(namespace)}:${randomBytes(8).toString("hex")}`
+    const deliver = (message: string): void => {
+      const parsed = parseReleaseMessage(message)
+      if (parsed !== undefined) hub.signal(parsed.key, parsed.target, parsed.wake)
+    }
+    // Grants told by a releaser of this process (`storesByChannel`), until their
+    // pub/sub copy comes; bounded, for a copy that never comes or came first
+    // (a grant told twice is harmless: the waiter takes it once).
+    const toldInProcess = new BoundedMap<string, true>(1024)
+    subscriber.on("message", (from: string, message: string) => {
+      if (from !== name || toldInProcess.delete(message)) return
+      deliver(message)
+    })
+    return Effect.acquireRelease(
+      Effect.sync(() => {
+        storesByChannel.set(name, (message) => {
+          toldInProcess.set(message, true)
+          deliver(message)
+        })
+        return { name, hub }
+      }),
+      () => Effect.sync(() => storesByChannel.delete(name))
+    )
+  })
