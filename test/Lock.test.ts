@@ -176,7 +176,7 @@ for (const backend of backends) {
         expect(interrupted).toBe(true)
       })))
 
-    backend.test("after LockLost the caller goes on; fibers forked before or in the section are the caller's", () =>
+    backend.test("after LockLost the caller goes on; the loss interrupts the section's forks, not the caller's", () =>
       run(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const loseWhileHeld = (key: string) =>
@@ -185,24 +185,18 @@ for (const backend of backends) {
             yield* kv.del(key)
             yield* elapseInSteps(300)
           })
-        // A fiber the section forks is the caller's: the loss interrupts the
-        // section, not it; it ends with the caller.
+        // A fiber the section forks is supervised by the section: the loss
+        // interrupts it with the section, and the caller goes on.
         let forkInterrupted = false
         const caller = yield* Effect.fork(Effect.gen(function*() {
-          let forked: Fiber.RuntimeFiber<never> | undefined
           const result = yield* Effect.either(
             Lock.withLock("goes-on", { ttl: "600 millis" })(
               Effect.zipRight(
-                Effect.tap(
-                  Effect.fork(Effect.never.pipe(Effect.onInterrupt(() =>
-                    Effect.sync(() => {
-                      forkInterrupted = true
-                    })
-                  ))),
-                  (fiber) => {
-                    forked = fiber
-                  }
-                ),
+                Effect.fork(Effect.never.pipe(Effect.onInterrupt(() =>
+                  Effect.sync(() => {
+                    forkInterrupted = true
+                  })
+                ))),
                 Effect.never
               )
             )
@@ -210,17 +204,15 @@ for (const backend of backends) {
           // Not interrupted: it goes on, suspends and takes the lock again.
           yield* Effect.yieldNow()
           const again = yield* Lock.withLock(Effect.succeed("again"), "goes-on")
-          const forkRunning = forked !== undefined && (yield* Fiber.poll(forked))._tag === "None"
-          return [result, again, forkRunning] as const
+          return [result, again] as const
         }))
         yield* loseWhileHeld("goes-on")
         const exit = yield* Fiber.await(caller)
         expect(Exit.isSuccess(exit)).toBe(true)
         if (Exit.isSuccess(exit)) {
-          const [result, again, forkRunning] = exit.value
+          const [result, again] = exit.value
           expect(result._tag === "Left" && result.left._tag).toBe("LockLost")
           expect(again).toBe("again")
-          expect(forkRunning).toBe(true)
         }
         expect(forkInterrupted).toBe(true)
 
@@ -239,56 +231,52 @@ for (const backend of backends) {
         expect(stillRunning).toBe(true)
       })))
 
-    backend.test("a fiber forked in the section keeps running after it, and ends with the caller", () =>
+    backend.test("a fiber forked in the section ends with it; a daemon fiber outlives it", () =>
       run(Effect.gen(function*() {
         // With and without a fiber the caller forked before the section.
         for (const sibling of [false, true]) {
           const label = `sibling: ${sibling}`
-          const started = yield* Deferred.make<void>()
+          const forkStarted = yield* Deferred.make<void>()
+          const daemonStarted = yield* Deferred.make<void>()
           const go = yield* Deferred.make<void>()
-          let interrupted = false
-          // Started (its finalizer in place) before the section ends.
-          const background = Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(go)).pipe(
-            Effect.as("finished"),
-            Effect.onInterrupt(() =>
-              Effect.sync(() => {
-                interrupted = true
-              })
-            ),
-            Effect.fork,
-            Effect.tap(() => Deferred.await(started))
-          )
-          const caller = (finish: boolean) =>
-            Effect.gen(function*() {
-              if (sibling) yield* Effect.fork(Effect.never)
-              const forked = yield* Lock.withLock(background, `forks-${sibling}`)
-              yield* Effect.yieldNow()
-              const runningAfter = (yield* Fiber.poll(forked))._tag === "None" && !interrupted
-              if (!finish) return [runningAfter, "left running"] as const
-              yield* Deferred.succeed(go, undefined)
-              return [runningAfter, yield* Fiber.join(forked)] as const
-            })
-          // It does its work after the section…
-          expect(yield* Effect.fork(caller(true)).pipe(Effect.flatMap(Fiber.join)), label).toEqual([true, "finished"])
-          expect(interrupted, label).toBe(false)
+          let forkInterrupted = false
+          let daemonInterrupted = false
+          // Each started (its finalizer in place) before the section ends.
+          const work = (started: Deferred.Deferred<void>, onInterrupt: () => void) =>
+            Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(go)).pipe(
+              Effect.as("finished"),
+              Effect.onInterrupt(() => Effect.sync(onInterrupt))
+            )
+          const section = Effect.gen(function*() {
+            const forked = yield* Effect.fork(work(forkStarted, () => {
+              forkInterrupted = true
+            }))
+            const daemon = yield* Effect.forkDaemon(work(daemonStarted, () => {
+              daemonInterrupted = true
+            }))
+            yield* Deferred.await(forkStarted)
+            yield* Deferred.await(daemonStarted)
+            return [forked, daemon] as const
+          })
+          // The caller stays alive after the section until `checked`.
+          const checked = yield* Deferred.make<void>()
+          const sectionDone = yield* Deferred.make<readonly [Fiber.RuntimeFiber<string>, Fiber.RuntimeFiber<string>]>()
+          const caller = yield* Effect.fork(Effect.gen(function*() {
+            if (sibling) yield* Effect.fork(Effect.never)
+            yield* Deferred.succeed(sectionDone, yield* Lock.withLock(section, `forks-${sibling}`))
+            yield* Deferred.await(checked)
+          }))
+          const [forked, daemon] = yield* Deferred.await(sectionDone)
+          // The section's own fork was interrupted when the section ended, while its caller goes on…
+          expect(yield* Fiber.await(forked), label).toSatisfy(Exit.isInterrupted)
+          expect(forkInterrupted, label).toBe(true)
+          yield* Deferred.succeed(checked, undefined)
+          yield* Fiber.join(caller)
+          // …a daemon fork goes on and does its work.
+          yield* Deferred.succeed(go, undefined)
+          expect(yield* Fiber.join(daemon), label).toBe("finished")
+          expect(daemonInterrupted, label).toBe(false)
         }
-        // …and a fiber left running is interrupted when its caller ends, as any fork.
-        const started = yield* Deferred.make<void>()
-        let interrupted = false
-        const caller = Lock.withLock(
-          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
-            Effect.onInterrupt(() =>
-              Effect.sync(() => {
-                interrupted = true
-              })
-            ),
-            Effect.fork,
-            Effect.tap(() => Deferred.await(started))
-          ),
-          "forks-end"
-        ).pipe(Effect.zipRight(Effect.sync(() => interrupted)))
-        expect(yield* Effect.fork(caller).pipe(Effect.flatMap(Fiber.join))).toBe(false)
-        expect(interrupted).toBe(true)
       })))
 
     backend.test("FiberRefs set in the section stay set after it, whatever its exit", () =>
