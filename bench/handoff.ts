@@ -20,6 +20,7 @@
 import { fork } from "node:child_process"
 import { readFileSync, rmSync } from "node:fs"
 import { writeFile } from "node:fs/promises"
+import type { Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -39,7 +40,7 @@ const worker = async (library: Library, url: string, out: string): Promise<void>
   // The release is the only command with 10 RESP parts (EVALSHA sha 5 KEYS token key).
   const net = await import("node:net")
   const write = net.Socket.prototype.write
-  net.Socket.prototype.write = function(this: import("node:net").Socket, data: unknown, ...rest: Array<unknown>) {
+  net.Socket.prototype.write = function(this: Socket, data: unknown, ...rest: Array<unknown>) {
     if (typeof data === "string" && data.startsWith("*10\r\n")) mark("W")
     return (write as (...args: Array<unknown>) => boolean).call(this, data, ...rest)
   } as typeof write
@@ -50,7 +51,9 @@ const worker = async (library: Library, url: string, out: string): Promise<void>
   }
   // Replies as ioredis reads them: effect-lock's release answers [2 or 3, channel, message] when it hands on.
   type WithReturnReply = { prototype: { returnReply: (reply: unknown) => void } }
-  const dataHandler = (await import("ioredis/built/DataHandler.js")) as unknown as { default: WithReturnReply & { default?: WithReturnReply } }
+  const dataHandler = (await import("ioredis/built/DataHandler.js")) as unknown as {
+    default: WithReturnReply & { default?: WithReturnReply }
+  }
   const handler = dataHandler.default.default ?? dataHandler.default
   const returnReply = handler.prototype.returnReply
   handler.prototype.returnReply = function(this: unknown, reply: unknown) {
@@ -133,7 +136,9 @@ const main = async (): Promise<void> => {
     await Promise.all(children.map((child) => new Promise((resolve) => child.once("exit", resolve))))
     const all: Array<{ step: Step; at: number; process: number }> = []
     files.forEach((file, i) => {
-      for (const [step, at] of JSON.parse(readFileSync(file, "utf8")) as Array<Event>) all.push({ step, at, process: i })
+      for (const [step, at] of JSON.parse(readFileSync(file, "utf8")) as Array<Event>) {
+        all.push({ step, at, process: i })
+      }
       rmSync(file, { force: true })
     })
     all.sort((a, b) => a.at - b.at)
@@ -156,7 +161,9 @@ const main = async (): Promise<void> => {
       if (e.step === "M" && lastEnd !== undefined) add("B → M  waiter reads its message", e.at - lastEnd.at)
       if (e.step === "A") {
         const message = lastOf("M", e.process)
-        if (message !== undefined && lastEnd !== undefined && message > lastEnd.at) add("M → A  section starts", e.at - message)
+        if (message !== undefined && lastEnd !== undefined && message > lastEnd.at) {
+          add("M → A  section starts", e.at - message)
+        }
         if (lastEnd !== undefined && lastEnd.process !== e.process) add("B → next A, other process", e.at - lastEnd.at)
         if (lastEnd !== undefined && lastEnd.process === e.process) add("B → next A, same process", e.at - lastEnd.at)
       }
@@ -164,7 +171,9 @@ const main = async (): Promise<void> => {
       ;(last[e.step] ??= new Map()).set(e.process, e.at)
     }
     const acquisitions = all.filter((e) => e.step === "A").length
-    console.log(`${library}, ${processes} processes, ${seconds} s: ${(acquisitions / seconds).toFixed(0)} acquisitions/s`)
+    console.log(
+      `${library}, ${processes} processes, ${seconds} s: ${(acquisitions / seconds).toFixed(0)} acquisitions/s`
+    )
     for (const [name, values] of Object.entries(gaps)) console.log(`${name.padEnd(34)} ${quantiles(values)}`)
   } finally {
     await server.stop()

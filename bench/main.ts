@@ -54,7 +54,9 @@ const readTree = () => {
       return ""
     }
   })
-  const fingerprint = createHash("sha1").update(head).update(git("diff", "HEAD", "--", "src")).update(untracked.join("\0"))
+  const fingerprint = createHash("sha1").update(head).update(git("diff", "HEAD", "--", "src")).update(
+    untracked.join("\0")
+  )
     .digest("hex").slice(0, 12)
   return { head, dirtySrc, fingerprint }
 }
@@ -88,9 +90,13 @@ const comparisons: Array<Comparison> = []
 
 try {
   const redisVersion = await stats.version()
-  log(`bench: redis-server ${redisVersion} on ${server.url} (pid ${server.pid}); ${config.quick ? "quick" : "full"} run of ${config.scenarios.join(", ")}` +
-    (config.contenders.length > 0 ? `, only contenders ${config.contenders.join(", ")} (partial)` : "") +
-    (baseline === undefined ? "" : `, against baseline ${baseline.ref} (${baseline.sha.slice(0, 12)})`))
+  log(
+    `bench: redis-server ${redisVersion} on ${server.url} (pid ${server.pid}); ${
+      config.quick ? "quick" : "full"
+    } run of ${config.scenarios.join(", ")}` +
+      (config.contenders.length > 0 ? `, only contenders ${config.contenders.join(", ")} (partial)` : "") +
+      (baseline === undefined ? "" : `, against baseline ${baseline.ref} (${baseline.sha.slice(0, 12)})`)
+  )
   results.meta = {
     date: new Date().toISOString(),
     mode: config.quick ? "quick" : "full",
@@ -112,7 +118,7 @@ try {
   }
   const scenarios: Record<ScenarioName, () => Promise<Outcome>> = {
     uncontended: async () => {
-      const { table, targets, comparisons, ...json } = await runUncontended(
+      const { comparisons, table, targets, ...json } = await runUncontended(
         server.url,
         stats,
         config.uncontended,
@@ -123,7 +129,7 @@ try {
       return { json, table, targets, comparisons }
     },
     contended: async () => {
-      const { table, targets, comparisons, ...json } = await runContended(
+      const { comparisons, table, targets, ...json } = await runContended(
         server.url,
         stats,
         config.contended,
@@ -134,7 +140,7 @@ try {
       return { json, table, targets, comparisons }
     },
     "cross-process": async () => {
-      const { table, targets, comparisons, ...json } = await runCrossProcess(
+      const { comparisons, table, targets, ...json } = await runCrossProcess(
         server.url,
         stats,
         config.crossProcess,
@@ -145,7 +151,7 @@ try {
       return { json, table, targets, comparisons }
     },
     memory: async () => {
-      const { table, targets, comparisons, ...json } = await runMemory(config.memory, log, baseline)
+      const { comparisons, table, targets, ...json } = await runMemory(config.memory, log, baseline)
       return { json, table, targets, comparisons }
     },
     "memory-bound": async () => {
@@ -160,8 +166,8 @@ try {
       const outcome = await scenarios[scenario]()
       results[scenario] = outcome.json
       tables.push(outcome.table)
-      targets.push(...outcome.targets)
-      comparisons.push(...(outcome.comparisons ?? []))
+      for (const target of outcome.targets) targets.push(target)
+      for (const comparison of outcome.comparisons ?? []) comparisons.push(comparison)
     } catch (error) {
       // One broken scenario (or contender) must not cost the others' figures.
       const message = error instanceof Error ? error.stack ?? error.message : String(error)
@@ -228,7 +234,10 @@ try {
 
   const out = resolve(config.output)
   mkdirSync(dirname(out), { recursive: true })
-  writeFileSync(out, `${JSON.stringify(results, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`)
+  writeFileSync(
+    out,
+    `${JSON.stringify(results, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`
+  )
 } finally {
   await stats.close()
   await server.stop()

@@ -153,7 +153,9 @@ const summarize = (profile: CpuProfile, window: LoopWindow | undefined, maps: Re
     const tsLine = locate(f.url, f.lineNumber, f.columnNumber)
     const where = f.url === ""
       ? ""
-      : `  ${shortUrl(f.url)}:${tsLine ?? f.lineNumber + 1}${tsLine === undefined && maps[f.url] === undefined ? "" : ""}`
+      : `  ${shortUrl(f.url)}:${tsLine ?? f.lineNumber + 1}${
+        tsLine === undefined && maps[f.url] === undefined ? "" : ""
+      }`
     return `${f.functionName === "" ? "(anonymous)" : f.functionName}${where}`
   }
   const selfUs = new Map<string, number>()
@@ -190,7 +192,9 @@ const summarize = (profile: CpuProfile, window: LoopWindow | undefined, maps: Re
   if (window !== undefined) {
     const seconds = (window.endUs - window.startUs) / 1e6
     lines.push(
-      `${window.contender}: ${window.cycles} cycles in ${seconds.toFixed(2)} s = ${Math.round(window.cycles / seconds)} ops/s ` +
+      `${window.contender}: ${window.cycles} cycles in ${seconds.toFixed(2)} s = ${
+        Math.round(window.cycles / seconds)
+      } ops/s ` +
         `(under the profiler); ${(total / 1000).toFixed(0)} ms of samples in the window, ` +
         `${(total / Math.max(1, window.cycles)).toFixed(0)} µs of samples per cycle`
     )
@@ -201,10 +205,14 @@ const summarize = (profile: CpuProfile, window: LoopWindow | undefined, maps: Re
         `~${(window.census.bytesPerCycle / 1024).toFixed(0)} KiB allocated (sampled)`
     )
   }
-  lines.push("", "self time by package:", ...top(areaUs, 12))
-  lines.push("", "top self-time functions:", ...top(selfUs, 30))
-  lines.push("", "effect-lock functions by inclusive time (.ts lines via tsx's source maps):", ...top(inclusiveSrcUs, 20))
-  return lines.join("\n")
+  return lines.concat(
+    ["", "self time by package:"],
+    top(areaUs, 12),
+    ["", "top self-time functions:"],
+    top(selfUs, 30),
+    ["", "effect-lock functions by inclusive time (.ts lines via tsx's source maps):"],
+    top(inclusiveSrcUs, 20)
+  ).join("\n")
 }
 
 // -----------------------------------------------------------------------------

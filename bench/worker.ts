@@ -64,7 +64,12 @@ const handle = async (message: ToWorker): Promise<void> => {
       const stats = new LoopStats()
       const sentBefore = sentSnapshot()
       const cpuStart = cpuMicros()
-      await client.runLoop({ until: now() + (message.startAt + message.durationMs - Date.now()), holdMs: message.holdMs, probe, stats })
+      await client.runLoop({
+        until: now() + (message.startAt + message.durationMs - Date.now()),
+        holdMs: message.holdMs,
+        probe,
+        stats
+      })
       const cpuUs = cpuMicros() - cpuStart
       const sent = subtractCounts(sentSnapshot(), sentBefore)
       return reply({ op: "result", result: { stats: stats.toJSON(), sent, probeIncr, probeDecr, violations, cpuUs } })

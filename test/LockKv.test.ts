@@ -6,8 +6,7 @@ import { backends, uniqueNamespace } from "./support/backends.js"
 
 for (const backend of backends) {
   describe(`LockKv (${backend.name})`, () => {
-    const run = <A, E>(effect: Effect.Effect<A, E, LockKv.LockKv>) =>
-      Effect.provide(effect, backend.layer())
+    const run = <A, E>(effect: Effect.Effect<A, E, LockKv.LockKv>) => Effect.provide(effect, backend.layer())
 
     backend.test("get / set / del", () =>
       run(Effect.gen(function*() {

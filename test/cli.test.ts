@@ -250,9 +250,18 @@ describe("effect-lock exec", { timeout: 60_000 }, () => {
   it("terminates a command that outlives a lost lock (SIGTERM, then SIGKILL) and exits 3", async () => {
     // The command ignores SIGTERM, so only the SIGKILL after --kill-grace ends it.
     const cli = startCli(
-      ["exec", "lost", "--ttl", "1s", "--kill-grace", "300ms", "--", ...shell(
-        `trap "" TERM; echo $$ > "$1/child.pid"; while true; do sleep 0.05; done`
-      )],
+      [
+        "exec",
+        "lost",
+        "--ttl",
+        "1s",
+        "--kill-grace",
+        "300ms",
+        "--",
+        ...shell(
+          `trap "" TERM; echo $$ > "$1/child.pid"; while true; do sleep 0.05; done`
+        )
+      ],
       { env }
     )
     await waitFor("the command to start", () => existsSync(file("child.pid")))
@@ -267,10 +276,15 @@ describe("effect-lock exec", { timeout: 60_000 }, () => {
   })
 
   it("forwards SIGTERM to the command and releases the lock after it exits", async () => {
-    const cli = startCli(["exec", "signal", "--", ...shell(
-      `trap 'echo got-term > "$1/marker"; exit 0' TERM; echo $$ > "$1/child.pid"; ` +
-        `while true; do sleep 0.05; done`
-    )], { env })
+    const cli = startCli([
+      "exec",
+      "signal",
+      "--",
+      ...shell(
+        `trap 'echo got-term > "$1/marker"; exit 0' TERM; echo $$ > "$1/child.pid"; ` +
+          `while true; do sleep 0.05; done`
+      )
+    ], { env })
     await waitFor("the command to start", () => existsSync(file("child.pid")))
     expect(await redis.exists(rawKey("signal"))).toBe(1)
 
@@ -341,7 +355,9 @@ describe("effect-lock status / release", { timeout: 60_000 }, () => {
       runCli(["status", "never-taken"], { env }),
       runCli(["status", "never-taken", "--json"], { env }),
       runCli(["status", "never-taken", "--json"], { env: cliEnv({}) }),
-      runCli(["status", "never-taken"], { env: cliEnv({ REDIS_URL: "redis://127.0.0.1:1", REDIS_CONNECT_TIMEOUT: "2s" }) })
+      runCli(["status", "never-taken"], {
+        env: cliEnv({ REDIS_URL: "redis://127.0.0.1:1", REDIS_CONNECT_TIMEOUT: "2s" })
+      })
     ])
     expect([free.code, free.stdout.trim()]).toEqual([1, `lock "never-taken" (namespace "${namespace}"): free`])
     expect(freeJson.code).toBe(1)
@@ -382,20 +398,23 @@ describe("effect-lock status / release", { timeout: 60_000 }, () => {
 })
 
 describe("effect-lock internals", () => {
-  itEffect.effect("draws the waiting line on a TTY, erases it at the end, and stays silent otherwise", () =>
-    Effect.gen(function*() {
-      const tty: Array<string> = []
-      const pipe: Array<string> = []
-      const wait = (stream: Progress.Output) =>
-        Effect.fork(Effect.sleep("3 seconds").pipe(Progress.whileWaiting("jobs", { stream })))
-      const fibers = [
-        yield* wait({ isTTY: true, write: (chunk) => tty.push(chunk) }),
-        yield* wait({ isTTY: false, write: (chunk) => pipe.push(chunk) })
-      ]
-      yield* TestClock.adjust("3 seconds")
-      for (const fiber of fibers) yield* Fiber.join(fiber)
-      expect(tty).toContain("\r\x1b[2Kwaiting for lock jobs… 1.0s")
-      expect(tty.at(-1)).toBe("\r\x1b[2K")
-      expect(pipe).toEqual([])
-    }))
+  itEffect.effect(
+    "draws the waiting line on a TTY, erases it at the end, and stays silent otherwise",
+    () =>
+      Effect.gen(function*() {
+        const tty: Array<string> = []
+        const pipe: Array<string> = []
+        const wait = (stream: Progress.Output) =>
+          Effect.fork(Effect.sleep("3 seconds").pipe(Progress.whileWaiting("jobs", { stream })))
+        const fibers = [
+          yield* wait({ isTTY: true, write: (chunk) => tty.push(chunk) }),
+          yield* wait({ isTTY: false, write: (chunk) => pipe.push(chunk) })
+        ]
+        yield* TestClock.adjust("3 seconds")
+        for (const fiber of fibers) yield* Fiber.join(fiber)
+        expect(tty).toContain("\r\x1b[2Kwaiting for lock jobs… 1.0s")
+        expect(tty.at(-1)).toBe("\r\x1b[2K")
+        expect(pipe).toEqual([])
+      })
+  )
 })

@@ -8,7 +8,7 @@ const run = (file: string) =>
 
 describe("examples", () => {
   it("demo (npm start): fibers take turns in arrival order, in memory, exit 0", async () => {
-    const { code, stdout, stderr } = await run("demo.ts")
+    const { code, stderr, stdout } = await run("demo.ts")
     expect(code, stderr).toBe(0)
     expect(stdout).toContain("on the memory backend")
     const holders = [...stdout.matchAll(/(fiber-\d) holds/g)].map((m) => m[1])
@@ -17,7 +17,7 @@ describe("examples", () => {
   }, 30_000)
 
   it("basic", async () => {
-    const { code, stdout, stderr } = await run("basic.ts")
+    const { code, stderr, stdout } = await run("basic.ts")
     expect(code, stderr).toBe(0)
     expect(stdout).toContain("building the nightly report")
     expect(stdout).toContain("cleanup ran")
@@ -25,7 +25,7 @@ describe("examples", () => {
   }, 30_000)
 
   it("fencing: the stale holder's write is refused", async () => {
-    const { code, stdout, stderr } = await run("fencing.ts")
+    const { code, stderr, stdout } = await run("fencing.ts")
     expect(code, stderr).toBe(0)
     expect(stdout).toContain("B accepted: true, stale A accepted: false")
   }, 30_000)

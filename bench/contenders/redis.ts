@@ -7,11 +7,11 @@
  * (30 s is used, effect-lock's default). Each acquisition uses a fresh random
  * owner token, as every library does.
  */
+import { DistributedSemaphore, RedisBacking } from "effect-distributed-lock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schedule from "effect/Schedule"
-import { DistributedSemaphore, RedisBacking } from "effect-distributed-lock"
 import { Redis } from "ioredis"
 import { randomUUID } from "node:crypto"
 import { Mutex } from "redis-semaphore"
@@ -20,7 +20,7 @@ import type { LockKv as LockKvTypes } from "../../src/index.js"
 import * as scripts from "../../src/internal/redis/scripts.js"
 import type { Baseline } from "../lib/baseline.js"
 import { current, type EffectLockModule } from "../lib/effectLock.js"
-import { effectLoop, type EffectLock, type LoopSpec, promiseLoop, type PromiseLock } from "../lib/loop.js"
+import { type EffectLock, effectLoop, type LoopSpec, type PromiseLock, promiseLoop } from "../lib/loop.js"
 import { sleep } from "../lib/time.js"
 
 export interface RedisClient {
@@ -153,7 +153,9 @@ const floorInEffect: RedisContender = {
         const token = randomUUID()
         return command(() => redis.set(`${key}:ref`, token, "PX", ttlMillis, "NX")).pipe(
           Effect.filterOrFail((reply) => reply === "OK", () => new Error("ref:effect-floor: the key was held")),
-          Effect.zipRight(Effect.ensuring(section, Effect.ignore(command(() => redis.evalsha(sha, 1, `${key}:ref`, token)))))
+          Effect.zipRight(
+            Effect.ensuring(section, Effect.ignore(command(() => redis.evalsha(sha, 1, `${key}:ref`, token))))
+          )
         )
       })
     return {
@@ -359,22 +361,31 @@ export const redisContenders: ReadonlyArray<RedisContender> = [
 
 /** The baseline's twin of a working-tree effect-lock contender, if it has one. */
 const baselineTwin = (id: string, baseline: Baseline): RedisContender | undefined =>
-  id === "effect-lock:withLock" ? effectLock("withLock", baseline)
-  : id === "effect-lock:acquire" ? effectLock("acquire", baseline)
-  : undefined
+  id === "effect-lock:withLock" ?
+    effectLock("withLock", baseline)
+    : id === "effect-lock:acquire" ?
+    effectLock("acquire", baseline)
+    : undefined
 
 /**
  * The contenders a run keeps: those whose id starts with one of `prefixes` (all
  * without any). With a baseline, each effect-lock contender kept is followed by
  * its baseline twin, so that the two run next to each other in every round.
  */
-export const selectContenders = (prefixes: ReadonlyArray<string>, baseline?: Baseline): ReadonlyArray<RedisContender> => {
+export const selectContenders = (
+  prefixes: ReadonlyArray<string>,
+  baseline?: Baseline
+): ReadonlyArray<RedisContender> => {
   const unknown = prefixes.filter((p) => !redisContenders.some((c) => c.id.startsWith(p)))
   if (unknown.length > 0) {
-    throw new Error(`--contenders: no contender id starts with ${unknown.map((p) => JSON.stringify(p)).join(", ")} ` +
-      `(ids: ${redisContenders.map((c) => c.id).join(", ")})`)
+    throw new Error(
+      `--contenders: no contender id starts with ${unknown.map((p) => JSON.stringify(p)).join(", ")} ` +
+        `(ids: ${redisContenders.map((c) => c.id).join(", ")})`
+    )
   }
-  const kept = prefixes.length === 0 ? redisContenders : redisContenders.filter((c) => prefixes.some((p) => c.id.startsWith(p)))
+  const kept = prefixes.length === 0
+    ? redisContenders
+    : redisContenders.filter((c) => prefixes.some((p) => c.id.startsWith(p)))
   if (baseline === undefined) return kept
   return kept.flatMap((c) => {
     const twin = baselineTwin(c.id, baseline)

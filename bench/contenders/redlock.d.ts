@@ -26,6 +26,10 @@ declare module "redlock" {
       settings: Partial<Settings>,
       routine?: (signal: RedlockAbortSignal) => Promise<T>
     ): Promise<T>
-    using<T>(resources: Array<string>, duration: number, routine: (signal: RedlockAbortSignal) => Promise<T>): Promise<T>
+    using<T>(
+      resources: Array<string>,
+      duration: number,
+      routine: (signal: RedlockAbortSignal) => Promise<T>
+    ): Promise<T>
   }
 }

@@ -11,14 +11,23 @@
  * `sendCommand` the sent-command counter wraps. `loadBaseline` checks that
  * identity and refuses to run otherwise.
  */
+import * as Effect from "effect/Effect"
 import { Redis } from "ioredis"
 import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import { existsSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
-import * as Effect from "effect/Effect"
 import type { EffectLockModule } from "./effectLock.js"
 
 /** A bad ref, a failed build or a baseline that cannot share the bench's modules: exit code 2. */
@@ -90,7 +99,9 @@ const build = (sha: string, dir: string, nodeModules: string, log: (line: string
     const archived = run("git", ["archive", "--format=tar", `--output=${archive}`, sha], repoRoot)
     if (archived.status !== 0) throw new BaselineError(`git archive ${sha} failed:\n${tail(archived.stderr ?? "")}`)
     const extracted = run("tar", ["-xf", archive, "-C", work], work)
-    if (extracted.status !== 0) throw new BaselineError(`extracting ${archive} failed:\n${tail(extracted.stderr ?? "")}`)
+    if (extracted.status !== 0) {
+      throw new BaselineError(`extracting ${archive} failed:\n${tail(extracted.stderr ?? "")}`)
+    }
     rmSync(archive)
     symlinkSync(nodeModules, join(work, "node_modules"), "dir")
     // The outer `npm run bench` exports npm_config_local_prefix and friends,
@@ -153,7 +164,9 @@ export const loadBaseline = async (location: BaselineLocation): Promise<Omit<Bas
     ["LockKv.layerMemory", module.LockKv?.layerMemory]
   ].filter(([, value]) => value === undefined).map(([name]) => name)
   if (module.Lock === undefined || module.LockKv === undefined || missing.length > 0) {
-    throw new BaselineError(`the baseline ${sha.slice(0, 12)} exports no ${missing.join(", ")}: the bench cannot drive it`)
+    throw new BaselineError(
+      `the baseline ${sha.slice(0, 12)} exports no ${missing.join(", ")}: the bench cannot drive it`
+    )
   }
   return { ...location, module: { Lock: module.Lock, LockKv: module.LockKv } }
 }
@@ -183,6 +196,8 @@ export const prepareBaseline = async (ref: string, log: (line: string) => void):
     return { ...(await loadBaseline({ ref, sha, dir })), built: !complete, buildWarning: warning }
   } catch (error) {
     if (error instanceof BaselineError) throw error
-    throw new BaselineError(`loading the baseline from ${dir} failed: ${error instanceof Error ? error.message : String(error)}`)
+    throw new BaselineError(
+      `loading the baseline from ${dir} failed: ${error instanceof Error ? error.message : String(error)}`
+    )
   }
 }

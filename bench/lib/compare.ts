@@ -45,13 +45,17 @@ const spread = (values: ReadonlyArray<number>): Spread => {
   return { median, min: finite[0]!, max: finite[n - 1]!, rounds: n }
 }
 
-const sum = (rounds: ReadonlyArray<RoundFigures>, f: (r: RoundFigures) => number) => rounds.reduce((a, r) => a + f(r), 0)
+const sum = (rounds: ReadonlyArray<RoundFigures>, f: (r: RoundFigures) => number) =>
+  rounds.reduce((a, r) => a + f(r), 0)
 
 const opsRatio = (a: ReadonlyArray<RoundFigures>, b: ReadonlyArray<RoundFigures>) =>
   ratio(sum(a, (r) => r.units) / sum(a, (r) => r.ms), sum(b, (r) => r.units) / sum(b, (r) => r.ms))
 
 const cpuRatio = (a: ReadonlyArray<RoundFigures>, b: ReadonlyArray<RoundFigures>) =>
-  ratio(sum(a, (r) => r.cpuUs ?? Number.NaN) / sum(a, (r) => r.units), sum(b, (r) => r.cpuUs ?? Number.NaN) / sum(b, (r) => r.units))
+  ratio(
+    sum(a, (r) => r.cpuUs ?? Number.NaN) / sum(a, (r) => r.units),
+    sum(b, (r) => r.cpuUs ?? Number.NaN) / sum(b, (r) => r.units)
+  )
 
 /** Compares two contenders' rounds, pairing round i of one with round i of the other. */
 export const compareRounds = (
@@ -83,7 +87,14 @@ export const comparisonTable = (label: string, comparisons: ReadonlyArray<Compar
     comparisons.length === 0
       ? "(no effect-lock rows in the scenarios run)"
       : renderTable(
-        ["scenario", "row", "ops/s ratio", "per round: median [min–max]", "CPU/op ratio", "per round: median [min–max]"],
+        [
+          "scenario",
+          "row",
+          "ops/s ratio",
+          "per round: median [min–max]",
+          "CPU/op ratio",
+          "per round: median [min–max]"
+        ],
         comparisons.map((c) => [
           c.scenario,
           c.row,

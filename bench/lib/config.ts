@@ -37,11 +37,17 @@ export interface BenchConfig {
     readonly clients: number
     readonly holdMs: number
   }
-  readonly memory: { readonly rounds: number; readonly roundMs: number; readonly warmupMs: number; readonly fibers: number }
+  readonly memory: {
+    readonly rounds: number
+    readonly roundMs: number
+    readonly warmupMs: number
+    readonly fibers: number
+  }
   readonly memoryBound: { readonly keys: number; readonly ttlMs: number; readonly settleMs: number }
 }
 
-export const usage = `usage: npm run bench -- [--quick] [--only <scenario>[,<scenario>...]] [--out <file.json>] [--baseline <git-ref>]
+export const usage =
+  `usage: npm run bench -- [--quick] [--only <scenario>[,<scenario>...]] [--out <file.json>] [--baseline <git-ref>]
 
 scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d)
   --quick   about one minute: shorter rounds, fewer of them, 200k keys in memory-bound
@@ -67,7 +73,9 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
   let rounds: number | undefined
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
-    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? arg.split("=", 2) as [string, string] : [arg, undefined]
+    const [flag, inline] = arg.startsWith("--") && arg.includes("=")
+      ? arg.split("=", 2) as [string, string]
+      : [arg, undefined]
     const value = () => {
       const v = inline ?? argv[++i]
       if (v === undefined) throw new Error(`${flag} needs a value\n${usage}`)
@@ -79,13 +87,15 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
         break
       case "--only":
         for (const name of value().split(",").map((s) => s.trim()).filter((s) => s !== "")) {
-          const scenario = (scenarioNames as ReadonlyArray<string>).includes(name) ? name as ScenarioName : aliases[name]
+          const scenario = (scenarioNames as ReadonlyArray<string>).includes(name)
+            ? name as ScenarioName
+            : aliases[name]
           if (scenario === undefined) throw new Error(`unknown scenario "${name}"\n${usage}`)
           if (!only.includes(scenario)) only.push(scenario)
         }
         break
       case "--contenders":
-        contenders.push(...value().split(",").map((s) => s.trim()).filter((s) => s !== ""))
+        for (const id of value().split(",").map((s) => s.trim())) if (id !== "") contenders.push(id)
         break
       case "--out":
         output = value()
@@ -93,7 +103,9 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       case "--rounds": {
         const v = value()
         rounds = /^\d+$/.test(v) ? Number(v) : Number.NaN
-        if (!(rounds >= 1 && rounds <= 1_000)) throw new Error(`--rounds needs a whole number from 1 to 1000, got "${v}"\n${usage}`)
+        if (!(rounds >= 1 && rounds <= 1_000)) {
+          throw new Error(`--rounds needs a whole number from 1 to 1000, got "${v}"\n${usage}`)
+        }
         break
       }
       case "--baseline":

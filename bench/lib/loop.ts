@@ -91,8 +91,7 @@ export interface LoopSpec {
   readonly stats: LoopStats
 }
 
-const message = (error: unknown): string =>
-  error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+const message = (error: unknown): string => error instanceof Error ? `${error.name}: ${error.message}` : String(error)
 
 /** A lock in Promise form: acquire, run `section`, release. */
 export type PromiseLock = (section: () => Promise<void>) => Promise<void>
@@ -101,7 +100,7 @@ export type PromiseLock = (section: () => Promise<void>) => Promise<void>
 export type EffectLock<R> = (section: Effect.Effect<void>) => Effect.Effect<unknown, unknown, R>
 
 export const promiseLoop = async (lock: PromiseLock, spec: LoopSpec): Promise<void> => {
-  const { stats, probe, holdMs } = spec
+  const { holdMs, probe, stats } = spec
   let acquiredAt = 0
   const section = probe === undefined && holdMs === 0
     ? () => {
@@ -140,7 +139,7 @@ export const promiseLoop = async (lock: PromiseLock, spec: LoopSpec): Promise<vo
 
 export const effectLoop = <R>(lock: EffectLock<R>, spec: LoopSpec): Effect.Effect<void, never, R> =>
   Effect.gen(function*() {
-    const { stats, probe, holdMs } = spec
+    const { holdMs, probe, stats } = spec
     let acquiredAt = 0
     const mark = Effect.sync(() => {
       acquiredAt = now()

@@ -9,7 +9,13 @@ import type { LoopStatsData } from "./loop.js"
 export const marker = "@@bench "
 
 export type ToWorker =
-  | { readonly op: "prepare"; readonly contender: string; readonly url: string; readonly key: string; readonly probeKey: string }
+  | {
+    readonly op: "prepare"
+    readonly contender: string
+    readonly url: string
+    readonly key: string
+    readonly probeKey: string
+  }
   | { readonly op: "run"; readonly startAt: number; readonly durationMs: number; readonly holdMs: number }
   | { readonly op: "close" }
   | { readonly op: "exit" }

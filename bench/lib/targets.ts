@@ -45,4 +45,7 @@ export const isLibrary = (id: string): boolean => /^(redlock|redis-semaphore|eff
 
 /** The row with the highest `measure`, or undefined without rows. */
 export const bestOf = <R>(rows: ReadonlyArray<R>, measure: (row: R) => number): R | undefined =>
-  rows.reduce<R | undefined>((best, row) => (best === undefined || measure(row) > measure(best) ? row : best), undefined)
+  rows.reduce<R | undefined>(
+    (best, row) => (best === undefined || measure(row) > measure(best) ? row : best),
+    undefined
+  )

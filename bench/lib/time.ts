@@ -19,6 +19,6 @@ export const collectGarbage = (): void => {
 
 /** CPU time (user + system) this process has used, microseconds. */
 export const cpuMicros = (): number => {
-  const { user, system } = process.cpuUsage()
+  const { system, user } = process.cpuUsage()
   return user + system
 }

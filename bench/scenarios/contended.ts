@@ -3,12 +3,9 @@
  * LockKv for effect-lock), on one key, each holding the lock 1 ms. A shared
  * in-process counter of holders detects overlapping sections.
  */
-import {
-  emptyCounts,
-  emptyServerDelta,
-  type ServerStats
-} from "../lib/commands.js"
+import { type RedisClient, type RedisContender, selectContenders } from "../contenders/redis.js"
 import type { Baseline } from "../lib/baseline.js"
+import { emptyCounts, emptyServerDelta, type ServerStats } from "../lib/commands.js"
 import type { Comparison, RoundFigures } from "../lib/compare.js"
 import type { BenchConfig } from "../lib/config.js"
 import { LoopStats, type Probe } from "../lib/loop.js"
@@ -16,8 +13,14 @@ import { measureRound } from "../lib/round.js"
 import { section } from "../lib/table.js"
 import type { Target } from "../lib/targets.js"
 import { now, within } from "../lib/time.js"
-import { type RedisClient, type RedisContender, selectContenders } from "../contenders/redis.js"
-import { type ContendedRow, contendedTable, contendedTargets, type Tally, toRow, withLockComparisons } from "./contention.js"
+import {
+  type ContendedRow,
+  contendedTable,
+  contendedTargets,
+  type Tally,
+  toRow,
+  withLockComparisons
+} from "./contention.js"
 
 export interface ContendedResult {
   readonly rows: ReadonlyArray<ContendedRow>
@@ -66,7 +69,9 @@ export const runContended = async (
     const start = now()
     const until = start + ms
     const done = await within(
-      Promise.all(entry.clients.map((client, i) => client.runLoop({ until, holdMs: config.holdMs, probe, stats: stats[i]! }))),
+      Promise.all(
+        entry.clients.map((client, i) => client.runLoop({ until, holdMs: config.holdMs, probe, stats: stats[i]! }))
+      ),
       ms + overrunGraceMs
     )
     return { ms: now() - start, violations: violations(), overrun: done === undefined }

@@ -7,6 +7,8 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
+import { type RedisContender, selectContenders } from "../contenders/redis.js"
+import { type Baseline, baselineEnv, type BaselineLocation } from "../lib/baseline.js"
 import {
   addCounts,
   addServerDeltas,
@@ -15,7 +17,6 @@ import {
   type ServerStats,
   withoutCalls
 } from "../lib/commands.js"
-import { type Baseline, baselineEnv, type BaselineLocation } from "../lib/baseline.js"
 import type { Comparison, RoundFigures } from "../lib/compare.js"
 import type { BenchConfig } from "../lib/config.js"
 import { LoopStats } from "../lib/loop.js"
@@ -23,9 +24,15 @@ import { type FromWorker, marker, type ToWorker, type WorkerResult } from "../li
 import { section } from "../lib/table.js"
 import type { Target } from "../lib/targets.js"
 import { within } from "../lib/time.js"
-import { type RedisContender, selectContenders } from "../contenders/redis.js"
 import { overrunGraceMs } from "./contended.js"
-import { type ContendedRow, contendedTable, contendedTargets, type Tally, toRow, withLockComparisons } from "./contention.js"
+import {
+  type ContendedRow,
+  contendedTable,
+  contendedTargets,
+  type Tally,
+  toRow,
+  withLockComparisons
+} from "./contention.js"
 
 export interface CrossProcessResult {
   readonly rows: ReadonlyArray<ContendedRow>
@@ -139,7 +146,7 @@ export const runCrossProcess = async (
     const finished = await within(all((w) => expect(w, "result", ms + overrunGraceMs + 1_000)), ms + overrunGraceMs)
     const after = await server.snapshot()
     const elapsed = Date.now() - startAt
-    if (finished !== undefined) for (const m of finished) results.push(m.result)
+    if (finished !== undefined) { for (const m of finished) results.push(m.result) }
     for (const w of workers) w.send({ op: "close" })
     await all((w) => expect(w, "closed", 30_000))
     if (!measured) return
@@ -167,7 +174,7 @@ export const runCrossProcess = async (
   try {
     await all((w) => expect(w, "hello", 60_000))
     log(`  (b') ${workers.length} worker processes up`)
-    if (config.warmupMs > 0) for (const entry of entries) await runRound(entry, config.warmupMs, false)
+    if (config.warmupMs > 0) { for (const entry of entries) await runRound(entry, config.warmupMs, false) }
     for (let round = 0; round < config.rounds; round++) {
       const order = entries.map((_, i) => entries[(i + round) % entries.length]!)
       for (const entry of order) await runRound(entry, config.roundMs, true)
@@ -175,11 +182,13 @@ export const runCrossProcess = async (
     }
   } finally {
     for (const w of workers) w.send({ op: "exit" })
-    await Promise.all(workers.map((w) =>
-      within(new Promise<void>((resolve) => w.process.once("exit", () => resolve())), 5_000).then((r) => {
-        if (r === undefined && w.process.pid !== undefined) w.process.kill("SIGKILL")
-      })
-    ))
+    await Promise.all(
+      workers.map((w) =>
+        within(new Promise<void>((resolve) => w.process.once("exit", () => resolve())), 5_000).then((r) => {
+          if (r === undefined && w.process.pid !== undefined) w.process.kill("SIGKILL")
+        })
+      )
+    )
   }
 
   const rows = entries.map((entry) => toRow(entry))

@@ -10,10 +10,10 @@ import { Mutex } from "async-mutex"
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import type { LockKv as LockKvTypes } from "../../src/index.js"
-import { Lock, LockKv } from "../lib/effectLock.js"
 import type { Baseline } from "../lib/baseline.js"
 import { compareRounds, type Comparison, type RoundFigures } from "../lib/compare.js"
 import type { BenchConfig } from "../lib/config.js"
+import { Lock, LockKv } from "../lib/effectLock.js"
 import { ratio } from "../lib/stats.js"
 import { int, num, renderTable, section } from "../lib/table.js"
 import { atLeast, atMost, type Target } from "../lib/targets.js"
@@ -128,27 +128,59 @@ export const runMemory = async (
       : [make(`${baselinePrefix}${id}`, label.replace("effect-lock", `effect-lock @${baseline.ref}`), n, (until) =>
         baseRuntime.runPromise(effectFibers(cycle(base), n, until)))]
   const entries: Array<Entry> = [
-    make("withLock", "effect-lock withLock (memory)", 1, (until) =>
-      runtime.runPromise(effectFibers(Lock.withLock(Effect.void, "bench:c:1"), 1, until))),
+    make(
+      "withLock",
+      "effect-lock withLock (memory)",
+      1,
+      (until) => runtime.runPromise(effectFibers(Lock.withLock(Effect.void, "bench:c:1"), 1, until))
+    ),
     ...twin("withLock", "effect-lock withLock (memory)", 1, (lib) => lib.Lock.withLock(Effect.void, "bench:c:1")),
-    make("semaphore", "Effect.makeSemaphore(1).withPermits(1)", 1, (until) =>
-      runtime.runPromise(effectFibers(semaphore.withPermits(1)(Effect.void), 1, until))),
-    make("async-mutex", "async-mutex runExclusive", 1, (until) =>
-      Promise.all([promiseCount(() => mutex.runExclusive(() => {}), until)])),
-    make("acquire", "effect-lock scoped Lock.acquire (memory)", 1, (until) =>
-      runtime.runPromise(effectFibers(Effect.scoped(Lock.acquire("bench:c:acquire")), 1, until))),
-    ...twin("acquire", "effect-lock scoped Lock.acquire (memory)", 1, (lib) =>
-      Effect.scoped(lib.Lock.acquire("bench:c:acquire"))),
+    make(
+      "semaphore",
+      "Effect.makeSemaphore(1).withPermits(1)",
+      1,
+      (until) => runtime.runPromise(effectFibers(semaphore.withPermits(1)(Effect.void), 1, until))
+    ),
+    make(
+      "async-mutex",
+      "async-mutex runExclusive",
+      1,
+      (until) => Promise.all([promiseCount(() => mutex.runExclusive(() => {}), until)])
+    ),
+    make(
+      "acquire",
+      "effect-lock scoped Lock.acquire (memory)",
+      1,
+      (until) => runtime.runPromise(effectFibers(Effect.scoped(Lock.acquire("bench:c:acquire")), 1, until))
+    ),
+    ...twin(
+      "acquire",
+      "effect-lock scoped Lock.acquire (memory)",
+      1,
+      (lib) => Effect.scoped(lib.Lock.acquire("bench:c:acquire"))
+    ),
     make("bare", "bare Effect.scoped(acquireRelease(void))", 1, (until) =>
       runtime.runPromise(
         effectFibers(Effect.scoped(Effect.acquireRelease(Effect.void, () => Effect.void)), 1, until)
       )),
-    make(`withLock×${fibers}`, `effect-lock withLock (memory), ${fibers} fibers`, fibers, (until) =>
-      runtime.runPromise(effectFibers(Lock.withLock(Effect.yieldNow(), "bench:c:8"), fibers, until))),
-    ...twin(`withLock×${fibers}`, `effect-lock withLock (memory), ${fibers} fibers`, fibers, (lib) =>
-      lib.Lock.withLock(Effect.yieldNow(), "bench:c:8")),
-    make(`semaphore×${fibers}`, `Effect semaphore, ${fibers} fibers`, fibers, (until) =>
-      runtime.runPromise(effectFibers(semaphoreContended.withPermits(1)(Effect.yieldNow()), fibers, until))),
+    make(
+      `withLock×${fibers}`,
+      `effect-lock withLock (memory), ${fibers} fibers`,
+      fibers,
+      (until) => runtime.runPromise(effectFibers(Lock.withLock(Effect.yieldNow(), "bench:c:8"), fibers, until))
+    ),
+    ...twin(
+      `withLock×${fibers}`,
+      `effect-lock withLock (memory), ${fibers} fibers`,
+      fibers,
+      (lib) => lib.Lock.withLock(Effect.yieldNow(), "bench:c:8")
+    ),
+    make(
+      `semaphore×${fibers}`,
+      `Effect semaphore, ${fibers} fibers`,
+      fibers,
+      (until) => runtime.runPromise(effectFibers(semaphoreContended.withPermits(1)(Effect.yieldNow()), fibers, until))
+    ),
     make(`async-mutex×${fibers}`, `async-mutex, ${fibers} fibers`, fibers, (until) =>
       Promise.all(
         Array.from({ length: fibers }, () => promiseCount(() => mutexContended.runExclusive(yieldOnce), until))
@@ -174,7 +206,7 @@ export const runMemory = async (
     }
   }
   try {
-    if (config.warmupMs > 0) for (const entry of entries) await runEntry(entry, config.warmupMs, false)
+    if (config.warmupMs > 0) { for (const entry of entries) await runEntry(entry, config.warmupMs, false) }
     for (let round = 0; round < config.rounds; round++) {
       const order = entries.map((_, i) => entries[(i + round) % entries.length]!)
       for (const entry of order) await runEntry(entry, config.roundMs, true)

@@ -6,8 +6,8 @@
  */
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import { LockKv } from "../lib/effectLock.js"
 import type { BenchConfig } from "../lib/config.js"
+import { LockKv } from "../lib/effectLock.js"
 import { int, num, renderTable, section } from "../lib/table.js"
 import { collectGarbage, now, sleep } from "../lib/time.js"
 
@@ -69,7 +69,14 @@ export const runMemoryBound = async (
   const table = [
     section(`(d) memory bound: ${int(config.keys)} keys with a ${config.ttlMs} ms TTL through the memory store's set`),
     renderTable(
-      ["sets/s", "heap before MiB", "peak MiB", `after ${config.settleMs} ms + gc MiB`, "retained MiB", "after dispose MiB"],
+      [
+        "sets/s",
+        "heap before MiB",
+        "peak MiB",
+        `after ${config.settleMs} ms + gc MiB`,
+        "retained MiB",
+        "after dispose MiB"
+      ],
       [[
         int(result.setsPerSec),
         num(result.heapMiB.before, 1),

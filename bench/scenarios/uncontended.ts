@@ -3,23 +3,17 @@
  * else touches; acquire + release as fast as it goes. Rounds are interleaved
  * (the order rotates each round) so machine noise hits every contender alike.
  */
-import {
-  type CommandCounts,
-  emptyCounts,
-  emptyServerDelta,
-  perUnit,
-  type ServerStats
-} from "../lib/commands.js"
+import { baselineIdPrefix, type RedisClient, selectContenders } from "../contenders/redis.js"
 import type { Baseline } from "../lib/baseline.js"
+import { type CommandCounts, emptyCounts, emptyServerDelta, perUnit, type ServerStats } from "../lib/commands.js"
 import { compareRounds, type Comparison, type RoundFigures } from "../lib/compare.js"
 import type { BenchConfig } from "../lib/config.js"
-import { measureRound } from "../lib/round.js"
 import { LoopStats } from "../lib/loop.js"
+import { measureRound } from "../lib/round.js"
 import { distribution, ratio } from "../lib/stats.js"
 import { int, num, renderTable, section } from "../lib/table.js"
 import { asReference, atLeast, bestOf, isLibrary, type Target } from "../lib/targets.js"
 import { now } from "../lib/time.js"
-import { baselineIdPrefix, type RedisClient, selectContenders } from "../contenders/redis.js"
 
 export interface UncontendedRow {
   readonly id: string
@@ -71,12 +65,26 @@ export const runUncontended = async (
   }> = []
   for (const contender of contenders) {
     const client = await contender.make(url, `bench:a:${contender.id}`)
-    entries.push({ contender, client, stats: new LoopStats(), ms: 0, cpuUs: 0, sent: emptyCounts, server: emptyServerDelta, rounds: [] })
+    entries.push({
+      contender,
+      client,
+      stats: new LoopStats(),
+      ms: 0,
+      cpuUs: 0,
+      sent: emptyCounts,
+      server: emptyServerDelta,
+      rounds: []
+    })
   }
   try {
     if (config.warmupMs > 0) {
       for (const entry of entries) {
-        await entry.client.runLoop({ until: now() + config.warmupMs, holdMs: 0, probe: undefined, stats: new LoopStats() })
+        await entry.client.runLoop({
+          until: now() + config.warmupMs,
+          holdMs: 0,
+          probe: undefined,
+          stats: new LoopStats()
+        })
       }
     }
     for (let round = 0; round < config.rounds; round++) {
@@ -131,14 +139,21 @@ export const runUncontended = async (
     atLeast(scenario, `${name} ops/s ÷ floor ops/s`, ratio(row.opsPerSec, floor?.opsPerSec ?? NaN), 0.9),
     ...(best === undefined
       ? []
-      : [atLeast(scenario, `${name} ops/s ÷ fastest library's (${best.label})`, ratio(row.opsPerSec, best.opsPerSec), 1)])
+      : [
+        atLeast(scenario, `${name} ops/s ÷ fastest library's (${best.label})`, ratio(row.opsPerSec, best.opsPerSec), 1)
+      ])
   ]
   const targets: Array<Target> = withLock === undefined ? [] : goals(withLock, "effect-lock withLock")
   // The same goals for the reference rows: effect-lock's scripts with no Effect (what
   // the fence and the queue check cost in Redis), and the floor awaited in Effect.
-  for (const [id, name] of [["ref:scripts", "ref: effect-lock's scripts, bare ioredis"], ["ref:effect-floor", "ref: floor inside Effect"]]) {
+  for (
+    const [id, name] of [["ref:scripts", "ref: effect-lock's scripts, bare ioredis"], [
+      "ref:effect-floor",
+      "ref: floor inside Effect"
+    ]]
+  ) {
     const row = byId(id!)
-    if (row !== undefined) targets.push(...goals(row, name!).map(asReference))
+    if (row !== undefined) { for (const goal of goals(row, name!)) targets.push(asReference(goal)) }
   }
 
   const table = [

@@ -16,7 +16,8 @@ import * as Option from "effect/Option"
 import { readFileSync } from "node:fs"
 import { parseArgs, type ParseArgsConfig } from "node:util"
 import * as DurationParser from "../internal/duration.js"
-import { CliExit, ExitCodes, redact, UsageError } from "./errors.js"
+import type { CliExit } from "./errors.js"
+import { ExitCodes, redact, UsageError } from "./errors.js"
 import { exec } from "./exec.js"
 import * as Inspect from "./inspect.js"
 
@@ -255,13 +256,19 @@ const execSpec: CommandSpec = {
       ["3", "the lock was lost while the command ran (the command was terminated)"]
     ]),
     examples([
-      ["wait up to 10s (the default) for the lock, then run the report", `${program} exec nightly-report -- ./report.sh`],
+      [
+        "wait up to 10s (the default) for the lock, then run the report",
+        `${program} exec nightly-report -- ./report.sh`
+      ],
       [
         "from cron: skip this run silently if the previous one still runs",
         `${program} exec nightly-report --no-wait --quiet --conflict-exit-code 0 -- ./report.sh`
       ],
       ["wait as long as it takes, as flock(1) does", `${program} exec deploy --wait infinity -- make deploy`],
-      ["a long job: wait up to 5 minutes, renew a 1 minute TTL", `${program} exec deploy --wait 5m --ttl 1m -- make deploy`],
+      [
+        "a long job: wait up to 5 minutes, renew a 1 minute TTL",
+        `${program} exec deploy --wait 5m --ttl 1m -- make deploy`
+      ],
       ["arguments that look like options go after --", `${program} exec cleanup -- find /tmp -name '*.tmp' -delete`]
     ])
   ].join("\n\n")
@@ -339,7 +346,9 @@ const globalHelp = [
     ["REDIS_HOST ...", "or in parts: REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB, REDIS_TLS"],
     ["LOCK_NAMESPACE", "key prefix (default \"lock\")"]
   ]),
-  paragraph("Without REDIS_URL or REDIS_HOST the CLI refuses to run: an in-memory lock protects nothing across processes."),
+  paragraph(
+    "Without REDIS_URL or REDIS_HOST the CLI refuses to run: an in-memory lock protects nothing across processes."
+  ),
   examples([
     ["run a job under a lock", `REDIS_URL=redis://localhost:6379 ${program} exec nightly-report -- ./report.sh`],
     ["who holds it?", `${program} status nightly-report`],
@@ -381,7 +390,13 @@ const runExec = (parsed: Parsed, rest: ReadonlyArray<string> | undefined) =>
     const wait = flagValue(values, "no-wait")
       ? Duration.zero
       : yield* durationFlag("exec", "wait", waitText, Duration.seconds(10), { infinity: true })
-    const killGrace = yield* durationFlag("exec", "kill-grace", stringValue(values, "kill-grace"), Duration.seconds(10), {})
+    const killGrace = yield* durationFlag(
+      "exec",
+      "kill-grace",
+      stringValue(values, "kill-grace"),
+      Duration.seconds(10),
+      {}
+    )
     const codeText = stringValue(values, "conflict-exit-code")
     const conflictExitCode = codeText === undefined ? 1 : Number(codeText.trim())
     if (codeText !== undefined && !(/^\s*\d+\s*$/.test(codeText) && conflictExitCode <= 255)) {
@@ -438,7 +453,11 @@ const dispatch = (args: ReadonlyArray<string>): Effect.Effect<number, CliExit | 
 
     // Options before the command name are the program's own (`--help`, `--version`).
     const at = before.findIndex((word) => word === "-" || !word.startsWith("-"))
-    const global = yield* parseWords(undefined, { help, version: { type: "boolean" } }, at === -1 ? before : before.slice(0, at))
+    const global = yield* parseWords(
+      undefined,
+      { help, version: { type: "boolean" } },
+      at === -1 ? before : before.slice(0, at)
+    )
     if (global === "help") return yield* Effect.as(print(globalHelp), 0)
     if (flagValue(global.values, "version")) return yield* Effect.as(print(version()), 0)
     if (at === -1) {
@@ -450,7 +469,8 @@ const dispatch = (args: ReadonlyArray<string>): Effect.Effect<number, CliExit | 
     if (spec === undefined) {
       const suggestion = closest(name, commands.map((command) => command.name))
       return yield* new UsageError({
-        message: `unknown command ${JSON.stringify(name)}` + (suggestion === undefined ? "" : ` (did you mean ${suggestion}?)`)
+        message: `unknown command ${JSON.stringify(name)}` +
+          (suggestion === undefined ? "" : ` (did you mean ${suggestion}?)`)
       })
     }
     const parsed = yield* parseWords(spec.name, spec.options, before.slice(at + 1))

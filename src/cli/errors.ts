@@ -43,5 +43,4 @@ export class CliExit extends Data.TaggedError("CliExit")<{
  * for messages that quote configuration. (`[` and `]` cannot appear unescaped
  * in a URL's userinfo, so a usage hint like `redis://[user:password@]host` stays readable.)
  */
-export const redact = (text: string): string =>
-  text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@[\]]*@/gi, "$1***@")
+export const redact = (text: string): string => text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@[\]]*@/gi, "$1***@")

@@ -10,15 +10,15 @@
  * wrapped here directly: `Effect.async` for the start, a `Deferred` for the
  * exit, `process.kill(-pid)` for the group.
  */
-import * as ChildProcess from "node:child_process"
-import * as Os from "node:os"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
+import type * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
+import * as ChildProcess from "node:child_process"
+import * as Os from "node:os"
 
 /** How the command ended. */
 export type Termination =
@@ -147,8 +147,7 @@ export const spawnGroup = (
       }
       return handle
     }),
-    (child) =>
-      Effect.flatMap(child.hasExited, (done) => done ? Effect.void : terminate(child, options.killGrace))
+    (child) => Effect.flatMap(child.hasExited, (done) => done ? Effect.void : terminate(child, options.killGrace))
   )
 
 /** The signals the CLI takes over while `exec` runs, and forwards to the command. */

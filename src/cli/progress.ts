@@ -23,31 +23,31 @@ export interface ProgressOptions {
 }
 
 /** Shows the progress line while `self` runs (only when the stream is a TTY). */
-export const whileWaiting = (key: string, options?: ProgressOptions) =>
-<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
-  const stream = options?.stream ?? process.stderr
-  if (stream.isTTY !== true) return self
-  const delayMillis = options?.delayMillis ?? 200
-  return Effect.suspend(() => {
-    let drawn = false
-    const draw = (elapsed: number) =>
-      Effect.sync(() => {
-        drawn = true
-        stream.write(`${clearLine}waiting for lock ${key}… ${format(elapsed)}`)
+export const whileWaiting =
+  (key: string, options?: ProgressOptions) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+    const stream = options?.stream ?? process.stderr
+    if (stream.isTTY !== true) return self
+    const delayMillis = options?.delayMillis ?? 200
+    return Effect.suspend(() => {
+      let drawn = false
+      const draw = (elapsed: number) =>
+        Effect.sync(() => {
+          drawn = true
+          stream.write(`${clearLine}waiting for lock ${key}… ${format(elapsed)}`)
+        })
+      const display: Effect.Effect<never> = Effect.gen(function*() {
+        const start = yield* Clock.currentTimeMillis
+        yield* Effect.sleep(delayMillis)
+        while (true) {
+          yield* draw((yield* Clock.currentTimeMillis) - start)
+          yield* Effect.sleep("100 millis")
+        }
       })
-    const display: Effect.Effect<never> = Effect.gen(function*() {
-      const start = yield* Clock.currentTimeMillis
-      yield* Effect.sleep(delayMillis)
-      while (true) {
-        yield* draw((yield* Clock.currentTimeMillis) - start)
-        yield* Effect.sleep("100 millis")
-      }
+      // raceFirst: whichever ends first (always `self`) interrupts the other.
+      return Effect.raceFirst(self, display).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          if (drawn) stream.write(clearLine)
+        }))
+      )
     })
-    // raceFirst: whichever ends first (always `self`) interrupts the other.
-    return Effect.raceFirst(self, display).pipe(
-      Effect.ensuring(Effect.sync(() => {
-        if (drawn) stream.write(clearLine)
-      }))
-    )
-  })
-}
+  }

@@ -11,8 +11,7 @@ import * as LockKv from "../LockKv.js"
 import { CliExit, ExitCodes, redact } from "./errors.js"
 
 /** The one-line refusal when neither REDIS_URL nor REDIS_HOST is set. */
-export const notConfiguredMessage =
-  "Redis is not configured: set REDIS_URL (redis://host:port) or REDIS_HOST; " +
+export const notConfiguredMessage = "Redis is not configured: set REDIS_URL (redis://host:port) or REDIS_HOST; " +
   "effect-lock will not fall back to an in-memory lock, which protects nothing across processes"
 
 const oneLine = (text: string): string => redact(text.replace(/\s*\n\s*/g, "; ").trim())

@@ -12,9 +12,43 @@ export const truncate = (s: string, units: number = maxKeyLength): string => {
 
 /** Pieces that mean something to Redis, to our key layout or to a terminal. */
 const special = FastCheck.constantFrom(
-  ":", "::", "*", "?", "[", "]", "\\", "{", "}", "{}", "}{", "{a}", "{lock:", "|", " ", "\n", "\r\n", "\t",
-  ":fence", ":queue", ":places", "}:fence", "__released__", "lock", "other", "é", "✓", "😀", "\u200b", "\u0301",
-  "\x7f", "\x01", "\uFEFF", "%s", "$", "\"", "'"
+  ":",
+  "::",
+  "*",
+  "?",
+  "[",
+  "]",
+  "\\",
+  "{",
+  "}",
+  "{}",
+  "}{",
+  "{a}",
+  "{lock:",
+  "|",
+  " ",
+  "\n",
+  "\r\n",
+  "\t",
+  ":fence",
+  ":queue",
+  ":places",
+  "}:fence",
+  "__released__",
+  "lock",
+  "other",
+  "é",
+  "✓",
+  "😀",
+  "\u200b",
+  "\u0301",
+  "\x7f",
+  "\x01",
+  "\uFEFF",
+  "%s",
+  "$",
+  "\"",
+  "'"
 )
 
 const fragment = FastCheck.oneof(
@@ -29,7 +63,10 @@ export const key: FastCheck.Arbitrary<string> = FastCheck.oneof(
   {
     weight: 1,
     // Long keys, up to the limit exactly, ending with a special piece.
-    arbitrary: FastCheck.tuple(FastCheck.array(fragment, { minLength: 1, maxLength: 4 }), FastCheck.integer({ min: 900, max: maxKeyLength }))
+    arbitrary: FastCheck.tuple(
+      FastCheck.array(fragment, { minLength: 1, maxLength: 4 }),
+      FastCheck.integer({ min: 900, max: maxKeyLength })
+    )
       .map(([parts, length]) => {
         const tail = parts.join("")
         const filler = "é{x}:* |".repeat(Math.ceil(length / 8)).slice(0, Math.max(0, length - tail.length))
@@ -63,4 +100,3 @@ export const invalidWaitDecoded: FastCheck.Arbitrary<Duration.DurationInput> = F
   FastCheck.integer({ min: 1, max: 100 }).map((n) => untyped(`-${n} seconds`)),
   FastCheck.integer({ min: 1, max: 100 }).map((n) => untyped([-n, 0]))
 )
-

@@ -12,13 +12,28 @@ import * as LockKv from "../../src/LockKv.js"
 import { uniqueNamespace } from "../support/backends.js"
 import { redisUrl } from "../support/redisUrl.js"
 
-const keys = FastCheck.constantFrom("k", "k:1", "{k}", "{k}:fence", "{k}:queue", "ü ✓", "a|b", "line\nbreak", "lone\uD800")
+const keys = FastCheck.constantFrom(
+  "k",
+  "k:1",
+  "{k}",
+  "{k}:fence",
+  "{k}:queue",
+  "ü ✓",
+  "a|b",
+  "line\nbreak",
+  "lone\uD800"
+)
 const values = FastCheck.constantFrom("a", "b", "t1", "t2", "")
 const longTtl = FastCheck.integer({ min: 60_000, max: 120_000 })
 
 type Command =
   | { readonly op: "get"; readonly key: string }
-  | { readonly op: "set"; readonly key: string; readonly value: string; readonly options: LockKv.LockKv.SetOptions | undefined }
+  | {
+    readonly op: "set"
+    readonly key: string
+    readonly value: string
+    readonly options: LockKv.LockKv.SetOptions | undefined
+  }
   | { readonly op: "del"; readonly key: string }
   | { readonly op: "compareAndDelete"; readonly key: string; readonly value: string }
   | { readonly op: "compareAndExpire"; readonly key: string; readonly value: string; readonly ttl: number }
@@ -46,8 +61,17 @@ const command: FastCheck.Arbitrary<Command> = FastCheck.oneof(
   FastCheck.record({ op: FastCheck.constant("compareAndDelete" as const), key: keys, value: values }),
   FastCheck.record({ op: FastCheck.constant("compareAndExpire" as const), key: keys, value: values, ttl: longTtl }),
   FastCheck.record({ op: FastCheck.constant("pttl" as const), key: keys }),
-  FastCheck.record({ op: FastCheck.constant("acquire" as const), key: keys, value: FastCheck.constantFrom("t1", "t2"), ttl: longTtl }),
-  FastCheck.record({ op: FastCheck.constant("release" as const), key: keys, value: FastCheck.constantFrom("t1", "t2", "a") }),
+  FastCheck.record({
+    op: FastCheck.constant("acquire" as const),
+    key: keys,
+    value: FastCheck.constantFrom("t1", "t2"),
+    ttl: longTtl
+  }),
+  FastCheck.record({
+    op: FastCheck.constant("release" as const),
+    key: keys,
+    value: FastCheck.constantFrom("t1", "t2", "a")
+  }),
   FastCheck.record({ op: FastCheck.constant("fence" as const), key: keys })
 )
 
@@ -84,9 +108,10 @@ const run = (
 }
 
 const outcome = (kv: LockKv.LockKv.Service, prefix: string, commands: ReadonlyArray<Command>) =>
-  Effect.forEach(commands, (c) => Effect.either(run(kv, prefix, c)).pipe(
-    Effect.map((result) => result._tag === "Right" ? { ok: result.right } : { error: result.left._tag })
-  ))
+  Effect.forEach(commands, (c) =>
+    Effect.either(run(kv, prefix, c)).pipe(
+      Effect.map((result) => result._tag === "Right" ? { ok: result.right } : { error: result.left._tag })
+    ))
 
 describe("property: the memory and Redis backends agree", () => {
   it.scopedLive("on random sequences of store operations", () =>

@@ -16,8 +16,10 @@ describe("Lock across processes (redis)", () => {
     const processes = 3, fibers = 3, iterations = 12
     // ttl 1 s; every 15th section takes 1.5 s: only renewal keeps it.
     const results = await Promise.all(
-      Array.from({ length: processes }, () =>
-        runWorker([url, namespace, "counter", String(fibers), String(iterations), "1000", "15", "1500"]))
+      Array.from(
+        { length: processes },
+        () => runWorker([url, namespace, "counter", String(fibers), String(iterations), "1000", "15", "1500"])
+      )
     )
     for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 })
     const raw = new Redis(url)

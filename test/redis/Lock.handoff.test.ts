@@ -18,13 +18,16 @@ const countingStore = Effect.gen(function*() {
   const kv = yield* LockKv.makeRedis({ url: redisUrl(), namespace: uniqueNamespace("engine-handoff") })
   const tries = new Map<string, number>()
   const client = () =>
-    Layer.succeed(LockKv.LockKv, {
-      ...kv,
-      acquire: (key, token, ttl, queue) => {
-        tries.set(token, (tries.get(token) ?? 0) + 1)
-        return kv.acquire(key, token, ttl, queue)
-      }
-    } satisfies LockKv.LockKv.Service)
+    Layer.succeed(
+      LockKv.LockKv,
+      {
+        ...kv,
+        acquire: (key, token, ttl, queue) => {
+          tries.set(token, (tries.get(token) ?? 0) + 1)
+          return kv.acquire(key, token, ttl, queue)
+        }
+      } satisfies LockKv.LockKv.Service
+    )
   return { kv, tries, client }
 })
 
@@ -61,31 +64,35 @@ describe("Lock on a direct hand-off (redis)", () => {
       expect([...tries.values()]).toEqual([1, 1])
     }))
 
-  it.scopedLive("a granted lock held past its queue place is extended to the ttl, not lost", () =>
-    Effect.gen(function*() {
-      const { client, kv } = yield* countingStore
-      const release = yield* Deferred.make<void>()
-      const holder = yield* Effect.fork(
-        Lock.withLock(Deferred.await(release), "long").pipe(Effect.provide(client()))
-      )
-      yield* Effect.sleep("50 millis")
-      const waiter = yield* Effect.fork(
-        Lock.withLock(
-          Effect.gen(function*() {
-            // Longer than the 2 s queue place the grant lasts for.
-            yield* Effect.sleep("2500 millis")
-            return Duration.toMillis(Option.getOrThrow(yield* kv.pttl("long")))
-          }),
-          "long",
-          { ttl: "10 seconds" }
-        ).pipe(Effect.provide(client()))
-      )
-      yield* Effect.sleep("100 millis")
-      yield* Deferred.succeed(release, undefined)
-      yield* Fiber.join(holder)
-      const pttlAtEnd = yield* Fiber.join(waiter)
-      expect(pttlAtEnd).toBeGreaterThan(5_000)
-    }), { timeout: 20_000 })
+  it.scopedLive(
+    "a granted lock held past its queue place is extended to the ttl, not lost",
+    () =>
+      Effect.gen(function*() {
+        const { client, kv } = yield* countingStore
+        const release = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(
+          Lock.withLock(Deferred.await(release), "long").pipe(Effect.provide(client()))
+        )
+        yield* Effect.sleep("50 millis")
+        const waiter = yield* Effect.fork(
+          Lock.withLock(
+            Effect.gen(function*() {
+              // Longer than the 2 s queue place the grant lasts for.
+              yield* Effect.sleep("2500 millis")
+              return Duration.toMillis(Option.getOrThrow(yield* kv.pttl("long")))
+            }),
+            "long",
+            { ttl: "10 seconds" }
+          ).pipe(Effect.provide(client()))
+        )
+        yield* Effect.sleep("100 millis")
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        const pttlAtEnd = yield* Fiber.join(waiter)
+        expect(pttlAtEnd).toBeGreaterThan(5_000)
+      }),
+    { timeout: 20_000 }
+  )
 
   it.scopedLive("without auto-extension a granted lock gets the caller's ttl at once", () =>
     Effect.gen(function*() {

@@ -227,7 +227,9 @@ describe("hand-off (redis store)", () => {
       const { kv, ns, raw } = yield* setup
       const w = yield* kv.watchReleases("k", "w")
       // The store's own channel (the only one under the namespace's release channel here).
-      const [channel] = (yield* Effect.promise(() => raw.pubsub("CHANNELS", `${releaseChannel(ns)}:*`))) as Array<string>
+      const [channel] = (yield* Effect.promise(() => raw.pubsub("CHANNELS", `${releaseChannel(ns)}:*`))) as Array<
+        string
+      >
       expect(channel).toMatch(new RegExp(`^${releaseChannel(ns)}:[0-9a-f]{16}$`))
       const publish = (message: string) => Effect.promise(() => raw.publish(channel!, message))
       for (const message of ["", "k", "w|k", "w|", "w||", "|1|k", "w|x|k", "w|-1|k", "w|0|k", "w|1.5|k", "w|1e3|k"]) {

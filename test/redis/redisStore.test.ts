@@ -194,7 +194,10 @@ describe("Redis store: scripts and layout", () => {
       // control characters reach the server as they are.
       const ns = kv.namespace
       for (const [key, token] of [["ünïcode ✓ 🔒", "tøken-✓"], ["a\r\nb $3 *2", "t\r\n$1"], ["{tag}x", "t"]]) {
-        expect(yield* kv.acquire(key, token, Duration.seconds(5), Duration.seconds(1))).toEqual({ _tag: "Acquired", fence: 1 })
+        expect(yield* kv.acquire(key, token, Duration.seconds(5), Duration.seconds(1))).toEqual({
+          _tag: "Acquired",
+          fence: 1
+        })
         expect(yield* Effect.promise(() => raw.get(namespaced(ns, key))), key).toBe(token)
         expect(yield* kv.release(key, token)).toBe(true)
         expect(yield* Effect.promise(() => raw.exists(namespaced(ns, key))), key).toBe(0)
@@ -357,7 +360,10 @@ describe("Redis store: connection lifetime", () => {
 
       // Everything was released when each `provide` ended.
       const none = yield* eventually(
-        Effect.map(clientNames(raw), (names) => countNamed(names, "effect-lock") + countNamed(names, "effect-lock-sub") === 0)
+        Effect.map(
+          clientNames(raw),
+          (names) => countNamed(names, "effect-lock") + countNamed(names, "effect-lock-sub") === 0
+        )
       )
       expect(none).toBe(true)
     }))

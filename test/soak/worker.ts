@@ -58,8 +58,10 @@ const report = (list: string, event: Record<string, unknown>) =>
   Effect.promise(() => raw.rpush(`${namespace}-soak:${list}`, JSON.stringify({ ...event, pid })))
 
 /** How long a section lasts: mostly short, sometimes longer than the ttl (only renewals keep it). */
-const sectionLength = Effect.map(Random.next, (r) =>
-  r < 0.7 ? r * 30 : r < 0.95 ? 50 + r * 100 : Duration.toMillis(ttl) * (1.2 + (r - 0.95) * 10))
+const sectionLength = Effect.map(
+  Random.next,
+  (r) => r < 0.7 ? r * 30 : r < 0.95 ? 50 + r * 100 : Duration.toMillis(ttl) * (1.2 + (r - 0.95) * 10)
+)
 
 const section = (key: string, handle: Lock.Handle) =>
   Effect.gen(function*() {
@@ -67,13 +69,21 @@ const section = (key: string, handle: Lock.Handle) =>
     const [previous, last] = (yield* Effect.promise(() =>
       raw.eval(enterScript, 2, marker(key), lastFence(key), owner, String(handle.fence))
     )) as [string | null, number]
-    if (previous !== null) yield* report("suspects", { key, owner: previous, at: Date.now(), fence: handle.fence })
-    if (handle.fence <= last) yield* report("fenceRegressions", { key, fence: handle.fence, last, at: Date.now() })
+    if (previous !== null) {
+      yield* report("suspects", { key, owner: previous, at: Date.now(), fence: handle.fence })
+    }
+    if (handle.fence <= last) {
+      yield* report("fenceRegressions", { key, fence: handle.fence, last, at: Date.now() })
+    }
     const length = yield* sectionLength
-    if (length > Duration.toMillis(ttl)) yield* count("longSections")
+    if (length > Duration.toMillis(ttl)) {
+      yield* count("longSections")
+    }
     yield* Effect.sleep(Duration.millis(length)).pipe(
       Effect.ensuring(
-        Effect.promise(() => raw.eval(leaveScript, 1, marker(key), owner)).pipe(
+        Effect.promise(() =>
+          raw.eval(leaveScript, 1, marker(key), owner)
+        ).pipe(
           Effect.flatMap((ours) => ours === 1 ? Effect.void : report("exitMismatches", { key, owner, at: Date.now() }))
         )
       )
@@ -86,7 +96,9 @@ const oneTurn = Effect.gen(function*() {
     const handle = yield* Lock.acquire(key, { ttl, wait: "3 seconds", autoExtend: !unsafe })
     yield* count("acquired")
     // What withLock does: the section races the loss of the lock.
-    yield* unsafe ? section(key, handle) : Effect.raceFirst(section(key, handle), Effect.flatMap(handle.lost, Effect.fail))
+    yield* unsafe
+      ? section(key, handle)
+      : Effect.raceFirst(section(key, handle), Effect.flatMap(handle.lost, Effect.fail))
   })).pipe(
     Effect.catchTags({
       LockNotAcquired: () => count("notAcquired"),

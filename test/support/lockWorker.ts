@@ -12,7 +12,9 @@ import { Redis } from "ioredis"
 import { Lock, LockKv } from "../../src/index.js"
 
 const [url, namespace, key, fibers, iterations, ttlMs, slowEvery, slowMs] = process.argv.slice(2)
-if (slowMs === undefined) throw new Error("usage: lockWorker <redisUrl> <namespace> <key> <fibers> <iterations> <ttlMs> <slowEvery> <slowMs>")
+if (slowMs === undefined) {
+  throw new Error("usage: lockWorker <redisUrl> <namespace> <key> <fibers> <iterations> <ttlMs> <slowEvery> <slowMs>")
+}
 
 const raw = new Redis(url!, { lazyConnect: false })
 const counterKey = `${namespace}-data:counter`

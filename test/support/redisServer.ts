@@ -4,14 +4,14 @@
  * (a scoped resource that starts a server and hands out its address), without
  * Docker.
  */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as tls from "node:tls"
-import * as Effect from "effect/Effect"
-import type * as Scope from "effect/Scope"
 
 /** PEMs of a test certificate authority and a server certificate for 127.0.0.1 it signed. */
 export interface TlsMaterial {
@@ -51,8 +51,7 @@ export interface RedisServerHandle {
   readonly resume: () => void
 }
 
-const installHint =
-  "redis-server is not on PATH. The tests start their own Redis: install it with " +
+const installHint = "redis-server is not on PATH. The tests start their own Redis: install it with " +
   "`apt-get install redis-server` (Debian/Ubuntu), `brew install redis` (macOS), " +
   "or point REDIS_URL at a disposable server."
 
@@ -112,9 +111,39 @@ const makeTlsMaterial = (dir: string): TlsMaterial & { readonly files: Record<"c
     }
   }
   writeFileSync(join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-  run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=effect-lock test CA"])
+  run([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=effect-lock test CA"
+  ])
   run(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"])
-  run(["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext"])
+  run([
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.crt",
+    "-days",
+    "2",
+    "-extfile",
+    "san.ext"
+  ])
   const files = { ca: join(dir, "ca.crt"), cert: join(dir, "server.crt"), key: join(dir, "server.key") }
   return {
     files,

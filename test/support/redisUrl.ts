@@ -15,7 +15,9 @@ declare module "vitest" {
 export const redisUrl = (): string => {
   const url = inject("redisUrl")
   if (typeof url !== "string" || url === "") {
-    throw new Error("no redisUrl was provided: run the tests through vitest.config.ts (globalSetup: test/globalSetup.ts)")
+    throw new Error(
+      "no redisUrl was provided: run the tests through vitest.config.ts (globalSetup: test/globalSetup.ts)"
+    )
   }
   return url
 }

@@ -8,8 +8,16 @@ import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { AcquireResult, LockKv } from "../../LockKv.js"
-import { checkKey, checkToken, checkTtl, defaultNamespace, validateKey, validateSetOptions, validateTtl } from "../keys.js"
 import { InvalidArgument } from "../errors.js"
+import {
+  checkKey,
+  checkToken,
+  checkTtl,
+  defaultNamespace,
+  validateKey,
+  validateSetOptions,
+  validateTtl
+} from "../keys.js"
 import { makeReleaseHub } from "../releaseHub.js"
 
 /**
@@ -62,7 +70,8 @@ export const make = (
 
     const sweep = Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Ref.update(state, (s) =>
-        HashMap.filterMap(s, (entry) => live(entry, now) ? Option.some(entry) : Option.fromNullable(leftover(entry)))))
+        HashMap.filterMap(s, (entry) =>
+          live(entry, now) ? Option.some(entry) : Option.fromNullable(leftover(entry)))))
     yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(sweepInterval)).pipe(Effect.delay(sweepInterval)))
 
     /** Runs `f` atomically on the state with the current clock time. */
@@ -71,7 +80,8 @@ export const make = (
       // step as the fiber (`Effect.clockWith` wraps this in one more closure).
       Effect.withFiberRuntime<A>((fiber) => {
         const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-        return Ref.modify(state, (s) => f(s, now))
+        return Ref.modify(state, (s) =>
+          f(s, now))
       })
 
     const entryOf = (s: State, key: string, now: number): Entry | undefined => {
@@ -82,32 +92,54 @@ export const make = (
     const get = (key: string) =>
       Effect.flatMap(validateKey(key), () =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.map(Ref.get(state), (s) => Option.fromNullable(entryOf(s, key, now)?.value))))
+          Effect.map(Ref.get(state), (s) =>
+            Option.fromNullable(entryOf(s, key, now)?.value))))
 
     const set = (key: string, value: string, setOptions?: LockKv.SetOptions | undefined) =>
       Effect.flatMap(Effect.zip(validateKey(key), validateSetOptions(setOptions)), ([, normalized]) =>
         modify((s, now): readonly [boolean, State] => {
           const stored = Option.getOrUndefined(HashMap.get(s, key))
           const current = stored !== undefined && live(stored, now) ? stored : undefined
-          if (normalized.condition === "NX" && current !== undefined) return [false, s]
-          if (normalized.condition === "XX" && current === undefined) return [false, s]
+          if (normalized.condition === "NX" && current !== undefined) {
+            return [false, s]
+          }
+          if (normalized.condition === "XX" && current === undefined) {
+            return [false, s]
+          }
           const expiresAt = normalized.ttlMillis === undefined ? undefined : now + normalized.ttlMillis
           return [true, HashMap.set(s, key, { value: String(value), expiresAt, fence: stored?.fence ?? 0 })]
         }))
 
     /** Removes `key` when its entry is live and passes `when`; `true` when it did. */
-    const removeIf = (s: State, key: string, now: number, when: (entry: Entry) => boolean): readonly [boolean, State] => {
+    const removeIf = (
+      s: State,
+      key: string,
+      now: number,
+      when: (entry: Entry) => boolean
+    ): readonly [boolean, State] => {
       const stored = Option.getOrUndefined(HashMap.get(s, key))
-      if (stored === undefined) return [false, s]
+      if (stored === undefined) {
+        return [false, s]
+      }
       // An expired leftover is dropped eagerly; it does not count as a removal.
-      if (!live(stored, now)) return [false, without(s, key, stored)]
-      if (!when(stored)) return [false, s]
+      if (!live(stored, now)) {
+        return [false, without(s, key, stored)]
+      }
+      if (!when(stored)) {
+        return [false, s]
+      }
       return [true, without(s, key, stored)]
     }
 
-    const remove = (key: string, when: (entry: Entry) => boolean) => modify((s, now) => removeIf(s, key, now, when))
+    const remove = (key: string, when: (entry: Entry) => boolean) =>
+      modify((s, now) =>
+        removeIf(s, key, now, when)
+      )
 
-    const del = (key: string) => Effect.flatMap(validateKey(key), () => remove(key, () => true))
+    const del = (key: string) =>
+      Effect.flatMap(validateKey(key), () =>
+        remove(key, () =>
+          true))
 
     // The lock primitives check their (pure) arguments when called rather than
     // when run: one Effect step less per call, on the lock's hot path.
@@ -120,7 +152,9 @@ export const make = (
       Effect.flatMap(Effect.zip(validateKey(key), validateTtl(ttl)), ([, ttlDuration]) =>
         modify((s, now): readonly [boolean, State] => {
           const current = entryOf(s, key, now)
-          if (current === undefined || current.value !== expected) return [false, s]
+          if (current === undefined || current.value !== expected) {
+            return [false, s]
+          }
           const expiresAt = now + Duration.toMillis(ttlDuration)
           return [true, HashMap.set(s, key, { value: current.value, expiresAt, fence: current.fence })]
         }))
@@ -139,7 +173,9 @@ export const make = (
     // key, so the memory store needs no queue of its own and ignores `queue`.
     const acquire = (key: string, token: string, ttl: Duration.Duration, _queue?: Duration.Duration | undefined) => {
       const checked = checkKey(key) ?? checkToken(token) ?? checkTtl(ttl)
-      if (checked instanceof InvalidArgument) return Effect.fail(checked)
+      if (checked instanceof InvalidArgument) {
+        return Effect.fail(checked)
+      }
       const ttlMillis = Duration.toMillis(checked)
       return modify((s, now): readonly [AcquireResult, State] => {
         const stored = Option.getOrUndefined(HashMap.get(s, key))
@@ -156,12 +192,17 @@ export const make = (
 
     const release = (key: string, token: string) => {
       const error = checkKey(key) ?? checkToken(token)
-      if (error !== undefined) return Effect.fail(error)
+      if (error !== undefined) {
+        return Effect.fail(error)
+      }
       return modify((s, now) => {
-        const result = removeIf(s, key, now, (entry) => entry.value === token)
+        const result = removeIf(s, key, now, (entry) =>
+          entry.value === token)
         // Safe inside the update: the hub only schedules the fibers it wakes,
         // and they run after it.
-        if (result[0]) hub.signal(key)
+        if (result[0]) {
+          hub.signal(key)
+        }
         return result
       })
     }
