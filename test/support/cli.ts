@@ -42,15 +42,8 @@ export const cliEnv = (overrides: Record<string, string | undefined>): NodeJS.Pr
   return env
 }
 
-/** Starts `effect-lock <args>`; SIGKILLed if still running after `timeoutMs` (default 45 s). */
-export const startCli = (
-  args: ReadonlyArray<string>,
-  options: { readonly env: NodeJS.ProcessEnv; readonly timeoutMs?: number | undefined }
-): CliProcess => {
-  const child = spawn(process.execPath, [binPath, ...args], {
-    env: options.env,
-    stdio: ["ignore", "pipe", "pipe"]
-  })
+/** Tracks `child` and collects its output until it closes; SIGKILLed if still running after `timeoutMs` (default 45 s). */
+const collect = (child: ChildProcess, timeoutMs: number | undefined): Promise<CliResult> => {
   running.add(child)
   let stdout = ""
   let stderr = ""
@@ -60,8 +53,8 @@ export const startCli = (
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr += chunk.toString("utf8")
   })
-  const result = new Promise<CliResult>((resolve, reject) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 45_000)
+  return new Promise<CliResult>((resolve, reject) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs ?? 45_000)
     child.once("error", (error) => {
       clearTimeout(timer)
       running.delete(child)
@@ -73,10 +66,21 @@ export const startCli = (
       resolve({ code, signal, stdout, stderr })
     })
   })
+}
+
+/** Starts `effect-lock <args>`; SIGKILLed if still running after `timeoutMs` (default 45 s). */
+export const startCli = (
+  args: ReadonlyArray<string>,
+  options: { readonly env: NodeJS.ProcessEnv; readonly timeoutMs?: number | undefined }
+): CliProcess => {
+  const child = spawn(process.execPath, [binPath, ...args], {
+    env: options.env,
+    stdio: ["ignore", "pipe", "pipe"]
+  })
   return {
     child,
     pid: child.pid ?? -1,
-    result,
+    result: collect(child, options.timeoutMs),
     kill: (signal = "SIGTERM") => {
       child.kill(signal)
     }
@@ -100,29 +104,10 @@ export const runCliOnTty = (
 ): Promise<CliResult> => {
   const quote = (word: string) => `'${word.replace(/'/g, "'\\''")}'`
   const command = [process.execPath, binPath, ...args].map(quote).join(" ")
-  const child = spawn("script", ["-qec", command, "/dev/null"], { env: options.env, stdio: ["ignore", "pipe", "pipe"] })
-  running.add(child)
-  let stdout = ""
-  let stderr = ""
-  child.stdout?.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString("utf8")
-  })
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("utf8")
-  })
-  return new Promise<CliResult>((resolve, reject) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 45_000)
-    child.once("error", (error) => {
-      clearTimeout(timer)
-      running.delete(child)
-      reject(error)
-    })
-    child.once("close", (code, signal) => {
-      clearTimeout(timer)
-      running.delete(child)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
+  return collect(
+    spawn("script", ["-qec", command, "/dev/null"], { env: options.env, stdio: ["ignore", "pipe", "pipe"] }),
+    options.timeoutMs
+  )
 }
 
 /** Whether a process with this pid exists (a zombie counts as gone for `kill(pid, 0)` only once reaped). */
