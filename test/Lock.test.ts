@@ -1,73 +1,72 @@
 /** One behavioural suite for the lock combinators, run against both backends. */
-import { describe, expect } from "@effect/vitest"
+import { expect } from "@effect/vitest"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, FiberRef, Option, Schedule } from "effect"
 import { Lock, LockKv } from "../src/index.js"
 import { backends } from "./support/backends.js"
 
 for (const backend of backends) {
-  describe(`Lock (${backend.name})`, () => {
-    const run = <A, E>(effect: Effect.Effect<A, E, LockKv.LockKv>) => Effect.provide(effect, backend.layer())
+  backend.block(`Lock (${backend.name})`, (it) => {
     /** Lets time pass in steps, so renewals and watchdogs run as they would. */
     const elapseInSteps = (total: number, step = 50) =>
       Effect.repeatN(backend.elapse(step), Math.max(0, Math.ceil(total / step) - 1))
     const now = Effect.clockWith((clock) => clock.currentTimeMillis)
 
-    backend.test("withLock holds the key while the effect runs and releases it after", () =>
-      run(Effect.gen(function*() {
+    it.effect("withLock holds the key while the effect runs and releases it after", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const inside = yield* Lock.withLock(kv.get("a"), "a")
         expect(Option.isSome(inside)).toBe(true)
         expect(yield* kv.get("a")).toEqual(Option.none())
-      })))
+      }))
 
-    backend.test("release on failure and on defect; the error is the caller's", () =>
-      run(Effect.gen(function*() {
+    it.effect("release on failure and on defect; the error is the caller's", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const failed = yield* Effect.either(Lock.withLock(Effect.fail("boom" as const), "b"))
         expect(failed._tag === "Left" && failed.left).toBe("boom")
         const died = yield* Effect.exit(Lock.withLock(Effect.die("bug"), "b"))
         expect(Exit.isFailure(died) && Cause.isDie(died.cause)).toBe(true)
         expect(yield* kv.get("b")).toEqual(Option.none())
-      })))
+      }))
 
-    backend.test("interruption releases at once, not at TTL", () =>
-      run(Effect.gen(function*() {
+    it.effect("interruption releases at once, not at TTL", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const fiber = yield* Effect.fork(Lock.withLock(Effect.never, "i", { ttl: "30 seconds" }))
         yield* backend.settle
         expect(Option.isSome(yield* kv.get("i"))).toBe(true)
         yield* Fiber.interrupt(fiber)
         expect(yield* kv.get("i")).toEqual(Option.none())
-      })))
+      }))
 
-    backend.test("tryWithLock never waits: none when held elsewhere", () =>
-      run(Effect.gen(function*() {
+    it.effect("tryWithLock never waits: none when held elsewhere", () =>
+      Effect.gen(function*() {
         const nested = yield* Lock.withLock("t")(Lock.tryWithLock("t")(Effect.succeed(1)))
         expect(nested).toEqual(Option.none())
         expect(yield* Lock.tryWithLock(Effect.succeed(2), "t")).toEqual(Option.some(2))
-      })))
+      }))
 
-    backend.test("fences strictly increase with every acquisition", () =>
-      run(Effect.gen(function*() {
+    it.effect("fences strictly increase with every acquisition", () =>
+      Effect.gen(function*() {
         const fences: Array<number> = []
         for (let i = 0; i < 5; i++) {
           fences.push(yield* Effect.scoped(Effect.map(Lock.acquire("f"), (handle) => handle.fence)))
         }
         for (let i = 1; i < fences.length; i++) expect(fences[i]!).toBeGreaterThan(fences[i - 1]!)
-      })))
+      }))
 
-    backend.test("the token is random and is the key's value while held", () =>
-      run(Effect.scoped(Effect.gen(function*() {
+    it.effect("the token is random and is the key's value while held", () =>
+      Effect.scoped(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const handle = yield* Lock.acquire("tok")
         expect(handle.token).toMatch(/^[0-9a-f-]{36}$/)
         expect(yield* kv.get("tok")).toEqual(Option.some(handle.token))
         const other = yield* Effect.scoped(Effect.map(Lock.acquire("tok2"), (h) => h.token))
         expect(other).not.toBe(handle.token)
-      }))))
+      })))
 
-    backend.test("expiry without extension lets another acquire; the first holder sees LockLost", () =>
-      run(Effect.gen(function*() {
+    it.effect("expiry without extension lets another acquire; the first holder sees LockLost", () =>
+      Effect.gen(function*() {
         const first = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
           const handle = yield* Lock.acquire("x", { ttl: "300 millis", autoExtend: false })
           const lost = yield* handle.lost
@@ -80,10 +79,10 @@ for (const backend of backends) {
         expect(lost._tag).toBe("LockLost")
         expect(lost.key).toBe("x")
         expect(second).toBeGreaterThan(fence)
-      })))
+      }))
 
-    backend.test("auto-extension keeps a lock well past its TTL", () =>
-      run(Effect.gen(function*() {
+    it.effect("auto-extension keeps a lock well past its TTL", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const holder = yield* Effect.fork(Lock.withLock(backend.elapse(0).pipe(Effect.zipRight(Effect.never)), "ae", {
           ttl: "300 millis"
@@ -94,10 +93,10 @@ for (const backend of backends) {
         expect(Option.isSome(yield* kv.get("ae"))).toBe(true)
         expect(holder.unsafePoll()).toBeNull()
         yield* Fiber.interrupt(holder)
-      })))
+      }))
 
-    backend.test("wait running out gives LockNotAcquired with the caller's key", () =>
-      run(Effect.gen(function*() {
+    it.effect("wait running out gives LockNotAcquired with the caller's key", () =>
+      Effect.gen(function*() {
         const holder = yield* Effect.fork(Lock.withLock(Effect.never, "w", { ttl: "5 seconds" }))
         yield* backend.settle
         const waiter = yield* Effect.fork(Effect.either(Lock.withLock(Effect.void, "w", { wait: "400 millis" })))
@@ -105,10 +104,10 @@ for (const backend of backends) {
         const result = yield* Fiber.join(waiter)
         expect(result._tag === "Left" && result.left._tag === "LockNotAcquired" && result.left.key).toBe("w")
         yield* Fiber.interrupt(holder)
-      })))
+      }))
 
-    backend.test("a release wakes a waiter at once, without polling", () =>
-      run(Effect.gen(function*() {
+    it.effect("a release wakes a waiter at once, without polling", () =>
+      Effect.gen(function*() {
         const holder = yield* Effect.fork(
           Lock.withLock(backend.elapse(0).pipe(Effect.zipRight(Effect.sleep("200 millis"))), "r")
         )
@@ -123,10 +122,10 @@ for (const backend of backends) {
         const acquiredAt = yield* Fiber.join(waiter)
         // The holder released at ~200 ms; the waiter's schedule alone would have waited an hour.
         expect(acquiredAt - start).toBeLessThan(1000)
-      })))
+      }))
 
-    backend.test("a crashed holder's lock is taken when its TTL ends, not before", () =>
-      run(Effect.gen(function*() {
+    it.effect("a crashed holder's lock is taken when its TTL ends, not before", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         // A holder that vanished: its key stays until the TTL ends.
         yield* kv.set("crash", "dead-holder", { PX: 400 })
@@ -137,10 +136,10 @@ for (const backend of backends) {
         const acquiredAt = yield* Fiber.join(waiter)
         expect(acquiredAt - start).toBeGreaterThanOrEqual(350)
         expect(acquiredAt - start).toBeLessThan(1500)
-      })))
+      }))
 
-    backend.test("the retry schedule is honoured: its end gives LockNotAcquired", () =>
-      run(Effect.gen(function*() {
+    it.effect("the retry schedule is honoured: its end gives LockNotAcquired", () =>
+      Effect.gen(function*() {
         const holder = yield* Effect.fork(Lock.withLock(Effect.never, "s", { ttl: "1 minute" }))
         yield* backend.settle
         const tries = { count: 0 }
@@ -151,10 +150,10 @@ for (const backend of backends) {
         expect(result._tag === "Left" && result.left._tag).toBe("LockNotAcquired")
         expect(tries.count).toBe(3)
         yield* Fiber.interrupt(holder)
-      })))
+      }))
 
-    backend.test("a lost lock interrupts the protected effect and fails with LockLost", () =>
-      run(Effect.gen(function*() {
+    it.effect("a lost lock interrupts the protected effect and fails with LockLost", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         let interrupted = false
         const fiber = yield* Effect.fork(Effect.either(
@@ -174,10 +173,10 @@ for (const backend of backends) {
         const result = yield* Fiber.join(fiber)
         expect(result._tag === "Left" && result.left._tag).toBe("LockLost")
         expect(interrupted).toBe(true)
-      })))
+      }))
 
-    backend.test("after LockLost the caller goes on; the loss interrupts the section's forks, not the caller's", () =>
-      run(Effect.gen(function*() {
+    it.effect("after LockLost the caller goes on; the loss interrupts the section's forks, not the caller's", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const loseWhileHeld = (key: string) =>
           Effect.gen(function*() {
@@ -229,10 +228,10 @@ for (const backend of backends) {
         const [result, stillRunning] = yield* Fiber.join(withSibling)
         expect(result._tag === "Left" && result.left._tag).toBe("LockLost")
         expect(stillRunning).toBe(true)
-      })))
+      }))
 
-    backend.test("a fiber forked in the section ends with it; a daemon fiber outlives it", () =>
-      run(Effect.gen(function*() {
+    it.effect("a fiber forked in the section ends with it; a daemon fiber outlives it", () =>
+      Effect.gen(function*() {
         // With and without a fiber the caller forked before the section.
         for (const sibling of [false, true]) {
           const label = `sibling: ${sibling}`
@@ -277,10 +276,10 @@ for (const backend of backends) {
           expect(yield* Fiber.join(daemon), label).toBe("finished")
           expect(daemonInterrupted, label).toBe(false)
         }
-      })))
+      }))
 
-    backend.test("FiberRefs set in the section stay set after it, whatever its exit", () =>
-      run(Effect.gen(function*() {
+    it.effect("FiberRefs set in the section stay set after it, whatever its exit", () =>
+      Effect.gen(function*() {
         const ref = FiberRef.unsafeMake("unset")
         for (const sibling of [false, true]) {
           const caller = Effect.gen(function*() {
@@ -302,10 +301,10 @@ for (const backend of backends) {
           const seen = yield* Effect.fork(caller).pipe(Effect.flatMap(Fiber.join))
           expect(seen, `sibling: ${sibling}`).toEqual(["synchronous", "suspended", "failed", "tried"])
         }
-      })))
+      }))
 
-    backend.test("interrupting the caller interrupts the section, whose finalizers run before the release", () =>
-      run(Effect.gen(function*() {
+    it.effect("interrupting the caller interrupts the section, whose finalizers run before the release", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const heldInFinalizer: Array<boolean> = []
         const fiber = yield* Effect.fork(Lock.withLock(
@@ -323,10 +322,10 @@ for (const backend of backends) {
         yield* Fiber.interrupt(fiber)
         expect(heldInFinalizer).toEqual([true])
         expect(yield* kv.get("fin")).toEqual(Option.none())
-      })))
+      }))
 
-    backend.test("nested sections lost together: each takes back only its own interruption", () =>
-      run(Effect.gen(function*() {
+    it.effect("nested sections lost together: each takes back only its own interruption", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const outer = yield* Effect.fork(Effect.gen(function*() {
           const result = yield* Effect.either(
@@ -347,10 +346,10 @@ for (const backend of backends) {
         yield* elapseInSteps(300)
         const exit = yield* Fiber.await(outer)
         expect(Exit.isSuccess(exit) && exit.value._tag === "Left" && exit.value.left._tag).toBe("LockLost")
-      })))
+      }))
 
-    backend.test("nested sections: the inner lock lost fails the inner section only; the outer goes on", () =>
-      run(Effect.gen(function*() {
+    it.effect("nested sections: the inner lock lost fails the inner section only; the outer goes on", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const goOn = yield* Deferred.make<void>()
         const outer = yield* Effect.fork(
@@ -370,10 +369,10 @@ for (const backend of backends) {
         const inner = yield* Fiber.join(outer)
         expect(inner._tag === "Left" && inner.left._tag === "LockLost" && inner.left.key).toBe("only-inner")
         expect(yield* kv.get("only-outer")).toEqual(Option.none())
-      })))
+      }))
 
-    backend.test("release never deletes a foreign token", () =>
-      run(Effect.gen(function*() {
+    it.effect("release never deletes a foreign token", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const taken = yield* Deferred.make<void>()
         const first = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
@@ -388,10 +387,10 @@ for (const backend of backends) {
         yield* Deferred.succeed(taken, undefined)
         expect(yield* Fiber.join(first)).toBe(false)
         expect(yield* kv.get("own")).toEqual(Option.some("someone-else"))
-      })))
+      }))
 
-    backend.test("extend resets the TTL; extend after loss fails with LockLost", () =>
-      run(Effect.scoped(Effect.gen(function*() {
+    it.effect("extend resets the TTL; extend after loss fails with LockLost", () =>
+      Effect.scoped(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const remaining = Effect.map(kv.pttl("ext"), Option.match({ onNone: () => -1, onSome: Duration.toMillis }))
         // Exact under TestClock; on Redis a few round trips pass between the extend and the PTTL.
@@ -416,10 +415,10 @@ for (const backend of backends) {
         expect(result._tag === "Left" && result.left._tag).toBe("LockLost")
         const lost = yield* handle.lost
         expect(lost._tag).toBe("LockLost")
-      }))))
+      })))
 
-    backend.test("invalid input fails with InvalidArgument before the store is touched", () =>
-      run(Effect.gen(function*() {
+    it.effect("invalid input fails with InvalidArgument before the store is touched", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const cases: Array<[string, Lock.Options]> = [
           ["", {}],
@@ -442,10 +441,10 @@ for (const backend of backends) {
         }
         expect(yield* kv.get("k")).toEqual(Option.none())
         expect(yield* kv.fence("k")).toEqual(Option.none())
-      })))
+      }))
 
-    backend.test("a ttl below Lock.minimumTtl fails with InvalidArgument naming it, before the store is touched", () =>
-      run(Effect.gen(function*() {
+    it.effect("a ttl below Lock.minimumTtl fails with InvalidArgument naming it, before the store is touched", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         expect(Duration.toMillis(Lock.minimumTtl)).toBe(93)
         const expectTooSmall = (result: { _tag: "Left"; left: unknown } | { _tag: "Right" }) => {
@@ -472,10 +471,10 @@ for (const backend of backends) {
           const after = yield* kv.pttl("small-extend")
           expect(Option.isSome(after) && Duration.toMillis(after.value)).toBeLessThanOrEqual(93)
         }))
-      })))
+      }))
 
-    backend.test("a ttl of exactly Lock.minimumTtl holds, renewed over several ttls", () =>
-      run(Effect.gen(function*() {
+    it.effect("a ttl of exactly Lock.minimumTtl holds, renewed over several ttls", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const holder = yield* Effect.fork(
           Lock.withLock(Effect.as(Effect.sleep("600 millis"), "done"), "min", { ttl: Lock.minimumTtl })
@@ -488,6 +487,6 @@ for (const backend of backends) {
         yield* elapseInSteps(400, 10)
         expect(yield* Fiber.join(holder)).toBe("done")
         expect(yield* kv.get("min")).toEqual(Option.none())
-      })))
+      }))
   })
 }

@@ -1,15 +1,13 @@
 /** One behavioural suite for the store, run against both backends. */
-import { describe, expect } from "@effect/vitest"
+import { expect } from "@effect/vitest"
 import { Duration, Effect, Option } from "effect"
 import { LockKv } from "../src/index.js"
 import { backends, uniqueNamespace } from "./support/backends.js"
 
 for (const backend of backends) {
-  describe(`LockKv (${backend.name})`, () => {
-    const run = <A, E>(effect: Effect.Effect<A, E, LockKv.LockKv>) => Effect.provide(effect, backend.layer())
-
-    backend.test("get / set / del", () =>
-      run(Effect.gen(function*() {
+  backend.block(`LockKv (${backend.name})`, (it) => {
+    it.effect("get / set / del", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         expect(kv.backend).toBe(backend.name)
         expect(yield* kv.get("a")).toEqual(Option.none())
@@ -20,10 +18,10 @@ for (const backend of backends) {
         expect(yield* kv.del("a")).toBe(true)
         expect(yield* kv.del("a")).toBe(false)
         expect(yield* kv.get("a")).toEqual(Option.none())
-      })))
+      }))
 
-    backend.test("NX writes only when absent, XX only when present", () =>
-      run(Effect.gen(function*() {
+    it.effect("NX writes only when absent, XX only when present", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         expect(yield* kv.set("k", "x", { XX: true })).toBe(false)
         expect(yield* kv.get("k")).toEqual(Option.none())
@@ -32,10 +30,10 @@ for (const backend of backends) {
         expect(yield* kv.get("k")).toEqual(Option.some("first"))
         expect(yield* kv.set("k", "third", { XX: true })).toBe(true)
         expect(yield* kv.get("k")).toEqual(Option.some("third"))
-      })))
+      }))
 
-    backend.test("PX and ttl expire the key; a plain set clears the TTL", () =>
-      run(Effect.gen(function*() {
+    it.effect("PX and ttl expire the key; a plain set clears the TTL", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         expect(yield* kv.set("px", "v", { NX: true, PX: 200 })).toBe(true)
         expect(yield* kv.set("ttl", "v", { ttl: "200 millis" })).toBe(true)
@@ -53,18 +51,18 @@ for (const backend of backends) {
         expect(yield* kv.get("keep")).toEqual(Option.some("w"))
         // An expired key is absent for NX.
         expect(yield* kv.set("px", "again", { NX: true })).toBe(true)
-      })))
+      }))
 
-    backend.test("pttl: none when absent or without TTL", () =>
-      run(Effect.gen(function*() {
+    it.effect("pttl: none when absent or without TTL", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         expect(yield* kv.pttl("none")).toEqual(Option.none())
         yield* kv.set("plain", "v")
         expect(yield* kv.pttl("plain")).toEqual(Option.none())
-      })))
+      }))
 
-    backend.test("compareAndDelete deletes only the expected value", () =>
-      run(Effect.gen(function*() {
+    it.effect("compareAndDelete deletes only the expected value", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         yield* kv.set("c", "mine")
         expect(yield* kv.compareAndDelete("c", "theirs")).toBe(false)
@@ -72,10 +70,10 @@ for (const backend of backends) {
         expect(yield* kv.compareAndDelete("c", "mine")).toBe(true)
         expect(yield* kv.get("c")).toEqual(Option.none())
         expect(yield* kv.compareAndDelete("c", "mine")).toBe(false)
-      })))
+      }))
 
-    backend.test("compareAndExpire resets the TTL only for the expected value", () =>
-      run(Effect.gen(function*() {
+    it.effect("compareAndExpire resets the TTL only for the expected value", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         yield* kv.set("e", "mine", { PX: 200 })
         expect(yield* kv.compareAndExpire("e", "theirs", "10 seconds")).toBe(false)
@@ -85,10 +83,10 @@ for (const backend of backends) {
         expect(remaining).toBeGreaterThan(9000)
         yield* backend.elapse(300)
         expect(yield* kv.get("e")).toEqual(Option.some("mine"))
-      })))
+      }))
 
-    backend.test("acquire sets the token with a TTL and hands out increasing fences", () =>
-      run(Effect.gen(function*() {
+    it.effect("acquire sets the token with a TTL and hands out increasing fences", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         expect(yield* kv.fence("f")).toEqual(Option.none())
         const first = yield* kv.acquire("f", "t1", Duration.millis(5000))
@@ -104,10 +102,10 @@ for (const backend of backends) {
         const second = yield* kv.acquire("f", "t3", Duration.millis(5000))
         expect(second._tag === "Acquired" && first._tag === "Acquired" && second.fence > first.fence).toBe(true)
         expect(yield* kv.fence("f")).toEqual(Option.some(second._tag === "Acquired" ? second.fence : -1))
-      })))
+      }))
 
-    backend.test("a key's fence outlives its lock: expiry, the sweeper, del and set do not reset it", () =>
-      run(Effect.gen(function*() {
+    it.effect("a key's fence outlives its lock: expiry, the sweeper, del and set do not reset it", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const fenceOf = (result: LockKv.AcquireResult) => result._tag === "Acquired" ? result.fence : -1
         const first = fenceOf(yield* kv.acquire("g", "t1", Duration.millis(50)))
@@ -124,10 +122,10 @@ for (const backend of backends) {
         const third = fenceOf(yield* kv.acquire("g", "t3", Duration.millis(5000)))
         expect(third).toBeGreaterThan(second)
         expect(yield* kv.fence("g")).toEqual(Option.some(third))
-      })))
+      }))
 
-    backend.test("release wakes the waiter of that key only", () =>
-      run(Effect.scoped(Effect.gen(function*() {
+    it.effect("release wakes the waiter of that key only", () =>
+      Effect.scoped(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const watchA = (yield* kv.watchReleases("wa", "watcher-a")).next
         const watchB = (yield* kv.watchReleases("wb", "watcher-b")).next
@@ -141,9 +139,9 @@ for (const backend of backends) {
         const other = yield* Effect.fork(watchB)
         yield* backend.elapse(100)
         expect(other.unsafePoll()).toBeNull()
-      }))))
+      })))
 
-    backend.test("namespaces do not see each other's keys", () =>
+    it.effect("namespaces do not see each other's keys", () =>
       Effect.gen(function*() {
         const ns = uniqueNamespace()
         yield* Effect.flatMap(LockKv.LockKv, (kv) => kv.set("shared", "a")).pipe(
@@ -155,26 +153,26 @@ for (const backend of backends) {
         expect(other).toEqual(Option.none())
       }))
 
-    backend.test("invalid input fails with InvalidArgument before the store is touched", () =>
-      run(Effect.gen(function*() {
+    it.effect("invalid input fails with InvalidArgument before the store is touched", () =>
+      Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
         const failures: Array<Effect.Effect<unknown, LockKv.LockKvError | LockKv.InvalidArgument>> = [
           kv.get(""),
           kv.set("", "v"),
-          kv.set("k", "v", { NX: true, XX: true }),
-          kv.set("k", "v", { PX: 10, ttl: "1 second" }),
-          kv.set("k", "v", { PX: -5 }),
-          kv.set("k", "v", { PX: Number.NaN }),
-          kv.set("k", "v", { ttl: -1 }),
+          kv.set("untouched", "v", { NX: true, XX: true }),
+          kv.set("untouched", "v", { PX: 10, ttl: "1 second" }),
+          kv.set("untouched", "v", { PX: -5 }),
+          kv.set("untouched", "v", { PX: Number.NaN }),
+          kv.set("untouched", "v", { ttl: -1 }),
           kv.del(""),
-          kv.compareAndExpire("k", "v", 0),
+          kv.compareAndExpire("untouched", "v", 0),
           kv.pttl("")
         ]
         for (const failure of failures) {
           const result = yield* Effect.either(failure)
           expect(result._tag === "Left" && result.left._tag).toBe("InvalidArgument")
         }
-        expect(yield* kv.get("k")).toEqual(Option.none())
-      })))
+        expect(yield* kv.get("untouched")).toEqual(Option.none())
+      }))
   })
 }
