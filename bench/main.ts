@@ -65,8 +65,8 @@ const tree = readTree()
 /** `--baseline`: resolved, built (once) and loaded before anything starts; any failure exits 2. */
 const baseline: Baseline | undefined = config.baseline === undefined ? undefined : await (async (ref) => {
   try {
-    const loaded = await prepareBaseline(ref, log)
-    log(`bench: baseline ${ref} = ${loaded.sha.slice(0, 12)}, from ${loaded.dir}${loaded.built ? " (built now)" : ""}`)
+    const loaded = await prepareBaseline(ref, config.baselinePatch, log)
+    log(`bench: baseline ${loaded.ref} = ${loaded.sha.slice(0, 12)}, from ${loaded.dir}${loaded.built ? " (built now)" : ""}`)
     if (loaded.buildWarning !== undefined) log(`bench: WARNING: ${loaded.buildWarning}`)
     return loaded
   } catch (error) {

@@ -10,6 +10,10 @@
  * `ioredis` module instances: one Effect runtime, one ioredis whose
  * `sendCommand` the sent-command counter wraps. `loadBaseline` checks that
  * identity and refuses to run otherwise.
+ *
+ * With `--baseline-patch <file>` the diff is applied (`git apply`) to the
+ * archived commit before the build, and the cache directory is named after the
+ * patch's content too: a recorded A/B (bench/ab/) is one command to re-run.
  */
 import * as Effect from "effect/Effect"
 import { Redis } from "ioredis"
@@ -26,7 +30,7 @@ import {
   writeFileSync
 } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { basename, join, resolve } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import type { EffectLockModule } from "./effectLock.js"
 
@@ -92,7 +96,13 @@ export const resolveRef = (ref: string): string => {
  * place once built, so that an interrupted or failed build never leaves a
  * directory that looks complete.
  */
-const build = (sha: string, dir: string, nodeModules: string, log: (line: string) => void): void => {
+const build = (
+  sha: string,
+  patch: string | undefined,
+  dir: string,
+  nodeModules: string,
+  log: (line: string) => void
+): void => {
   const work = mkdtempSync(`${dir}.building-`)
   try {
     const archive = join(work, "source.tar")
@@ -103,6 +113,13 @@ const build = (sha: string, dir: string, nodeModules: string, log: (line: string
       throw new BaselineError(`extracting ${archive} failed:\n${tail(extracted.stderr ?? "")}`)
     }
     rmSync(archive)
+    if (patch !== undefined) {
+      // Outside any repository, git apply works on the plain files.
+      const applied = run("git", ["apply", "--whitespace=nowarn", patch], work)
+      if (applied.status !== 0) {
+        throw new BaselineError(`git apply ${patch} on ${sha.slice(0, 12)} failed:\n${tail(applied.stderr ?? "")}`)
+      }
+    }
     symlinkSync(nodeModules, join(work, "node_modules"), "dir")
     // The outer `npm run bench` exports npm_config_local_prefix and friends,
     // which would point this npm at the working tree: leave them out.
@@ -172,8 +189,22 @@ export const loadBaseline = async (location: BaselineLocation): Promise<Omit<Bas
 }
 
 /** Resolves `ref`, builds it unless cached, loads it. Every failure is a BaselineError. */
-export const prepareBaseline = async (ref: string, log: (line: string) => void): Promise<Baseline> => {
+export const prepareBaseline = async (
+  ref: string,
+  patchFile: string | undefined,
+  log: (line: string) => void
+): Promise<Baseline> => {
   const sha = resolveRef(ref)
+  const patch = patchFile === undefined ? undefined : resolve(patchFile)
+  let patchHash = ""
+  if (patch !== undefined) {
+    try {
+      patchHash = `-p${createHash("sha1").update(readFileSync(patch)).digest("hex").slice(0, 8)}`
+    } catch (error) {
+      throw new BaselineError(`cannot read ${patch}: ${error instanceof Error ? error.message : String(error)}`)
+    }
+  }
+  const label = patch === undefined ? ref : `${ref}+${basename(patch)}`
   let nodeModules: string
   try {
     nodeModules = realpathSync(join(repoRoot, "node_modules"))
@@ -183,17 +214,17 @@ export const prepareBaseline = async (ref: string, log: (line: string) => void):
   // One cache per commit and per node_modules: a baseline built against another
   // checkout's node_modules would load other module instances.
   const modulesHash = createHash("sha1").update(nodeModules).digest("hex").slice(0, 8)
-  const dir = join(tmpdir(), `effect-lock-baseline-${sha.slice(0, 12)}-${modulesHash}`)
+  const dir = join(tmpdir(), `effect-lock-baseline-${sha.slice(0, 12)}-${modulesHash}${patchHash}`)
   const complete = existsSync(join(dir, probeFile)) && existsSync(join(dir, "dist", "index.js"))
   if (!complete) {
     if (existsSync(dir)) rmSync(dir, { recursive: true, force: true })
-    build(sha, dir, nodeModules, log)
+    build(sha, patch, dir, nodeModules, log)
   } else {
     log(`bench: baseline ${sha.slice(0, 12)} already built in ${dir}`)
   }
   try {
     const warning = existsSync(join(dir, warningFile)) ? readFileSync(join(dir, warningFile), "utf8").trim() : undefined
-    return { ...(await loadBaseline({ ref, sha, dir })), built: !complete, buildWarning: warning }
+    return { ...(await loadBaseline({ ref: label, sha, dir })), built: !complete, buildWarning: warning }
   } catch (error) {
     if (error instanceof BaselineError) throw error
     throw new BaselineError(

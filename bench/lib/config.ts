@@ -22,6 +22,8 @@ export interface BenchConfig {
   readonly contenders: ReadonlyArray<string>
   /** `--baseline <git-ref>`: effect-lock at that ref, measured beside the working tree. */
   readonly baseline: string | undefined
+  /** `--baseline-patch <file>`: a diff applied to the baseline before it is built (a variant of the ref). */
+  readonly baselinePatch: string | undefined
   readonly uncontended: { readonly rounds: number; readonly roundMs: number; readonly warmupMs: number }
   readonly contended: {
     readonly rounds: number
@@ -60,6 +62,9 @@ scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d)
             also measure effect-lock built from that commit, in the same rounds,
             and print working tree ÷ baseline ratios (built once into
             $TMPDIR/effect-lock-baseline-<sha>-<hash>)
+  --baseline-patch <file>
+            apply this diff (git apply) to the baseline before building it:
+            measures a variant of the ref, e.g. the recorded A/Bs in bench/ab/
   --rounds <n>
             measured rounds of (a), (b), (b') and (c), instead of the preset
             count; more short rounds make the per-round ratios' median steadier`
@@ -70,6 +75,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
   const only: Array<ScenarioName> = []
   const contenders: Array<string> = []
   let baseline: string | undefined
+  let baselinePatch: string | undefined
   let rounds: number | undefined
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
@@ -112,6 +118,10 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
         baseline = value().trim()
         if (baseline === "") throw new Error(`--baseline needs a git ref (a commit, branch or tag)\n${usage}`)
         break
+      case "--baseline-patch":
+        baselinePatch = value().trim()
+        if (baselinePatch === "") throw new Error(`--baseline-patch needs a file\n${usage}`)
+        break
       case "--help":
       case "-h":
         console.log(usage)
@@ -121,6 +131,9 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
         throw new Error(`unknown option "${arg}"\n${usage}`)
     }
   }
+  if (baselinePatch !== undefined && baseline === undefined) {
+    throw new Error(`--baseline-patch needs --baseline <git-ref> (the commit it applies to)\n${usage}`)
+  }
   const scenarios = only.length === 0 ? [...scenarioNames] : scenarioNames.filter((s) => only.includes(s))
   const config: BenchConfig = quick
     ? {
@@ -129,6 +142,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       output,
       contenders,
       baseline,
+      baselinePatch,
       uncontended: { rounds: 2, roundMs: 400, warmupMs: 200 },
       contended: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
       crossProcess: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
@@ -141,6 +155,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       output,
       contenders,
       baseline,
+      baselinePatch,
       // As many rounds as a scenario has contenders, so that each takes every place
       // in the rotating order once, and short ones, so that a slow stretch of this
       // shared machine falls on all of them rather than on one.
