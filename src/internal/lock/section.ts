@@ -39,13 +39,15 @@ import type { Lease } from "./leases.js"
  * The first way uses `FiberRuntime.getChildren`, which the public `Fiber`
  * type does not show, and the public `FiberRef.interruptedCause` as Effect's
  * own runtime does. It is kept for what it saves (issue 16's rule: internals
- * only with an interleaved A/B of 5 % or more, recorded here). 2026-12-03,
- * `npm run bench -- --baseline ab-fiber-only --only uncontended,memory
- * --rounds 12` (ab-fiber-only, e8411f3: every section in a fiber of its own),
- * working tree ÷ baseline, ops/s (client CPU per op), median of 12 rounds:
- * - memory withLock, 1 fiber: 2.5× (0.37×); 8 fibers: 3.0× (0.30×);
- * - Redis withLock, uncontended: 1.15× (0.86×);
- * - control, scoped acquire (no section): 1.07× and 1.04× (0.92×, 0.94×).
+ * only with an interleaved A/B of 5 % or more, recorded here), against
+ * every section in a fiber of its own (bench/ab/section-own-fiber.patch):
+ * `npm run bench -- --baseline HEAD --baseline-patch
+ * bench/ab/section-own-fiber.patch --only uncontended,memory --rounds 12`,
+ * working tree ÷ baseline, ops/s (client CPU per op), median of 12 rounds,
+ * 2026-12-03, two runs (the second at f4f8293, load average about 4):
+ * - memory withLock, 1 fiber: 2.5×, 2.5× (0.37×, 0.42×); 8 fibers: 3.0×, 2.8× (0.30×, 0.34×);
+ * - Redis withLock, uncontended: 1.15×, 1.23× (0.86×, 0.76×);
+ * - control, scoped acquire (no section): 1.07×/1.04×, 1.11×/1.03×.
  */
 export const guard = <A, E, R>(
   effect: Effect.Effect<A, E, R>,

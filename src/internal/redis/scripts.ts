@@ -246,11 +246,14 @@ const replyAsStrings = { replyEncoding: "utf8" } as const
  *
  * | baseline                                            | ops/s        | CPU/op       |
  * | --------------------------------------------------- | ------------ | ------------ |
- * | the scripts through `defineCommand` (branch         | 1.074, 1.109 | 0.883, 0.878 |
- * | i16-redis-ab-definecommand, 775e8ce)                |              |              |
+ * | the scripts through `defineCommand`                 | 1.074, 1.109 | 0.883, 0.878 |
+ * | (bench/ab/scripts-define-command.patch)             | 1.158 (*)    | 0.891 (*)    |
  * | the code before (main 71e1729: RESP written here    | 0.979, 0.964 | 1.031, 1.054 |
  * | from wire strings cached per key)                   |              |              |
  * | HEAD (A/A: the noise)                               | 1.020, 0.959 | 0.973, 1.056 |
+ *
+ * (*) Re-run at f4f8293 with `--baseline HEAD --baseline-patch
+ * bench/ab/scripts-define-command.patch --rounds 40` (load average about 4).
  *
  * So setting the arguments saves about 10 % of a cycle against
  * `defineCommand`: kept. The hand-written RESP and its per-key cache were
