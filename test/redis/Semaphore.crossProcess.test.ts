@@ -1,0 +1,109 @@
+/** Semaphores and read-write locks across real OS processes on Redis. */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import { Redis } from "ioredis"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { LockKv, Semaphore } from "../../src/index.js"
+import { uniqueNamespace } from "../support/backends.js"
+import { redisUrl } from "../support/redisUrl.js"
+import { runTs } from "../support/runProcess.js"
+
+const worker = fileURLToPath(new URL("../support/semaphoreWorker.ts", import.meta.url))
+// Node itself with tsx as a loader, not tsx's CLI: that runs the script in a grandchild, which a kill would miss.
+const tsxLoader = new URL("../../node_modules/tsx/dist/esm/index.mjs", import.meta.url).href
+const runWorker = (args: ReadonlyArray<string>) => runTs(worker, { args, timeoutMs: 90_000 })
+
+const withRaw = async <A>(f: (raw: Redis) => Promise<A>): Promise<A> => {
+  const raw = new Redis(redisUrl())
+  try {
+    return await f(raw)
+  } finally {
+    raw.disconnect()
+  }
+}
+
+describe("Semaphore and ReadWriteLock across processes (redis)", () => {
+  it("read-write lock: writers exclude each other and every reader; writer fences increase", async () => {
+    const url = redisUrl()
+    const namespace = uniqueNamespace("xrw")
+    const processes = 3, fibers = 3, iterations = 9
+    const results = await Promise.all(
+      Array.from({ length: processes }, () => runWorker([url, namespace, "rw", "rw", String(fibers), String(iterations)]))
+    )
+    for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 })
+    await withRaw(async (raw) => {
+      const writes = processes * fibers * (iterations / 3)
+      expect(Number(await raw.get(`${namespace}-data:counter`))).toBe(writes)
+      expect(Number(await raw.get(`${namespace}-data:reads`))).toBe(processes * fibers * iterations - writes)
+      expect(await raw.lrange(`${namespace}-data:violations`, 0, -1)).toEqual([])
+      const fences = (await raw.lrange(`${namespace}-data:fences`, 0, -1)).map(Number)
+      expect(fences).toHaveLength(writes)
+      for (let i = 1; i < fences.length; i++) expect(fences[i]!).toBeGreaterThan(fences[i - 1]!)
+    })
+  }, 120_000)
+
+  it("semaphore: never more than limit holders across processes", async () => {
+    const url = redisUrl()
+    const namespace = uniqueNamespace("xsem")
+    const processes = 3, fibers = 4, iterations = 8, limit = 3
+    const results = await Promise.all(
+      Array.from(
+        { length: processes },
+        () => runWorker([url, namespace, "pool", "sem", String(fibers), String(iterations), String(limit)])
+      )
+    )
+    for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 })
+    await withRaw(async (raw) => {
+      expect(await raw.lrange(`${namespace}-data:violations`, 0, -1)).toEqual([])
+      expect(Number(await raw.get(`${namespace}-data:sections`))).toBe(processes * fibers * iterations)
+      expect(Number(await raw.get(`${namespace}-data:inside`))).toBe(0)
+    })
+  }, 120_000)
+
+  it("a killed holder's permits come back when their TTL ends, not before", async () => {
+    const url = redisUrl()
+    const namespace = uniqueNamespace("xcrash")
+    const ttlMs = 1500
+    const args = ["--import", tsxLoader, worker, url, namespace, "crash", "hold", "2", "2", String(ttlMs)]
+    const child = spawn(process.execPath, args, {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stderr = ""
+    child.stderr.on("data", (chunk) => (stderr += String(chunk)))
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the holder did not start: ${stderr}`)), 30_000)
+        child.stdout.on("data", (chunk) => {
+          if (String(chunk).includes("held")) {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        child.on("exit", () => reject(new Error(`the holder exited: ${stderr}`)))
+      })
+    } catch (error) {
+      child.kill("SIGKILL")
+      throw error
+    }
+    // Killed with its permits held: no release, no renewal.
+    const exited = new Promise((resolve) => child.on("exit", resolve))
+    child.kill("SIGKILL")
+    await exited
+    const killedAt = performance.now()
+    const program = Effect.gen(function*() {
+      const opts = { limit: 2, wait: "10 seconds" }
+      const early = yield* Semaphore.tryWithPermits(Effect.void, "crash", 1, opts)
+      const acquiredAt = yield* Semaphore.withPermits(Effect.sync(() => performance.now()), "crash", 2, opts)
+      return { early, acquiredAt }
+    })
+    const { acquiredAt, early } = await Effect.runPromise(
+      Effect.provide(program, LockKv.layerRedis({ url, namespace }))
+    )
+    expect(early).toEqual(Option.none())
+    // At most a ttl after the kill (a renewal just before it set the full ttl), plus slack.
+    expect(acquiredAt - killedAt).toBeLessThan(ttlMs + 1000)
+    // The last renewal was at most ttl/3 before the kill: the permits stayed out at least 2/3 of a ttl after it.
+    expect(acquiredAt - killedAt).toBeGreaterThan((2 * ttlMs) / 3 - 100)
+  }, 60_000)
+})
