@@ -10,11 +10,17 @@ import type * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import { maxPermitLimit } from "./internal/keys.js"
 import * as engine from "./internal/lock/engine.js"
 import { checkPermitSettings } from "./internal/lock/permits.js"
-import type { Handle as LockHandle, InvalidArgument, LockLost, LockNotAcquired, Options as LockOptions } from "./Lock.js"
+import type {
+  Handle as LockHandle,
+  InvalidArgument,
+  LockLost,
+  LockNotAcquired,
+  Options as LockOptions
+} from "./Lock.js"
 import type { LockKv, LockKvError } from "./LockKv.js"
-import { maxPermitLimit } from "./internal/keys.js"
 
 /**
  * The largest `limit` a semaphore accepts (2^30).

@@ -1,7 +1,7 @@
 /** One behavioural suite for semaphores and read-write locks, run against both backends. */
 import { describe, expect } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Option, Schedule } from "effect"
-import { LockKv, ReadWriteLock, Semaphore } from "../src/index.js"
+import { type Lock, LockKv, ReadWriteLock, Semaphore } from "../src/index.js"
 import { backends } from "./support/backends.js"
 
 /** A small deterministic generator (mulberry32): the random mixes below replay exactly. */
@@ -100,13 +100,18 @@ for (const backend of backends) {
     backend.test("FIFO: a waiter for many permits is not overtaken by a later waiter for few", () =>
       run(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
-        const opts = { limit: 3, retry: Schedule.spaced("1 hour"), wait: "1 minute" }
+        const opts: Semaphore.Options = { limit: 3, retry: Schedule.spaced("1 hour"), wait: "1 minute" }
         const order: Array<string> = []
         const gate = yield* Deferred.make<void>()
         const first = yield* Effect.fork(Semaphore.withPermits(Deferred.await(gate), "fifo", 1, opts))
         yield* backend.settle
         const big = yield* Effect.fork(
-          Semaphore.withPermits(Effect.zipRight(Effect.sync(() => order.push("big")), backend.elapse(0)), "fifo", 3, opts)
+          Semaphore.withPermits(
+            Effect.zipRight(Effect.sync(() => order.push("big")), backend.elapse(0)),
+            "fifo",
+            3,
+            opts
+          )
         )
         yield* backend.settle
         const small = yield* Effect.fork(Semaphore.withPermits(Effect.sync(() => order.push("small")), "fifo", 1, opts))
@@ -126,7 +131,7 @@ for (const backend of backends) {
 
     backend.test("a release hands the permits to a waiter at once, without polling", () =>
       run(Effect.gen(function*() {
-        const opts = { limit: 2, retry: Schedule.spaced("1 hour"), wait: "2 hours" }
+        const opts: Semaphore.Options = { limit: 2, retry: Schedule.spaced("1 hour"), wait: "2 hours" }
         const holder = yield* Effect.fork(
           Semaphore.withPermits(backend.elapse(0).pipe(Effect.zipRight(Effect.sleep("200 millis"))), "r", 2, opts)
         )
@@ -307,13 +312,17 @@ for (const backend of backends) {
 
     backend.test("a waiting writer holds back later readers: a stream of readers cannot starve it", () =>
       run(Effect.gen(function*() {
-        const opts = { retry: Schedule.spaced("1 hour"), wait: "1 minute" }
+        const opts: Lock.Options = { retry: Schedule.spaced("1 hour"), wait: "1 minute" }
         const order: Array<string> = []
         const gate = yield* Deferred.make<void>()
         const reader1 = yield* Effect.fork(ReadWriteLock.withRead(Deferred.await(gate), "starve", opts))
         yield* backend.settle
         const writer = yield* Effect.fork(
-          ReadWriteLock.withWrite(Effect.zipRight(Effect.sync(() => order.push("writer")), backend.elapse(0)), "starve", opts)
+          ReadWriteLock.withWrite(
+            Effect.zipRight(Effect.sync(() => order.push("writer")), backend.elapse(0)),
+            "starve",
+            opts
+          )
         )
         yield* backend.settle
         const reader2 = yield* Effect.fork(
@@ -360,7 +369,7 @@ for (const backend of backends) {
             if (write) writers--
             else readers--
           })
-        const opts = { wait: "1 minute" }
+        const opts: Lock.Options = { wait: "1 minute" }
         const callers = Array.from({ length: 20 }, () => {
           const write = random() < 0.3
           const sleep = 5 + random() * 20

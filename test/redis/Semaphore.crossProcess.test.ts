@@ -29,7 +29,10 @@ describe("Semaphore and ReadWriteLock across processes (redis)", () => {
     const namespace = uniqueNamespace("xrw")
     const processes = 3, fibers = 3, iterations = 9
     const results = await Promise.all(
-      Array.from({ length: processes }, () => runWorker([url, namespace, "rw", "rw", String(fibers), String(iterations)]))
+      Array.from(
+        { length: processes },
+        () => runWorker([url, namespace, "rw", "rw", String(fibers), String(iterations)])
+      )
     )
     for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 })
     await withRaw(async (raw) => {
@@ -92,7 +95,7 @@ describe("Semaphore and ReadWriteLock across processes (redis)", () => {
     await exited
     const killedAt = performance.now()
     const program = Effect.gen(function*() {
-      const opts = { limit: 2, wait: "10 seconds" }
+      const opts: Semaphore.Options = { limit: 2, wait: "10 seconds" }
       const early = yield* Semaphore.tryWithPermits(Effect.void, "crash", 1, opts)
       const acquiredAt = yield* Semaphore.withPermits(Effect.sync(() => performance.now()), "crash", 2, opts)
       return { early, acquiredAt }

@@ -196,7 +196,13 @@ export const acquireWith = <O, H = Handle>(
     // acquiring fiber's FiberRefs, whose restoring costs more than the lock cycle.
     (a) =>
       Effect.flatMap(Effect.scope, (scope) =>
-        Effect.as(Scope.addFinalizer(scope, Effect.suspend(() => finish(a, Effect.void))), toHandle(makeHandle(a)))),
+        Effect.as(
+          Scope.addFinalizer(
+            scope,
+            Effect.suspend(() => finish(a, Effect.void))
+          ),
+          toHandle(makeHandle(a))
+        )),
     Effect.fail
   )
 

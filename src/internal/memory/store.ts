@@ -250,16 +250,24 @@ export const make = (
     const sems = new Map<string, Sem>()
 
     const pruneHolders = (sem: Sem, now: number): void => {
-      for (const [token, holder] of sem.holders) if (holder.expiresAt <= now) sem.holders.delete(token)
+      for (const [token, holder] of sem.holders) {
+        if (holder.expiresAt <= now) {
+          sem.holders.delete(token)
+        }
+      }
     }
     /** The first waiter whose place is still kept; those before it have gone. */
     const liveHead = (sem: Sem, now: number): Waiter | undefined => {
-      while (sem.queue.length > 0 && sem.queue[0]!.placeUntil <= now) sem.queue.shift()
+      while (sem.queue.length > 0 && sem.queue[0]!.placeUntil <= now) {
+        sem.queue.shift()
+      }
       return sem.queue[0]
     }
     const inUse = (sem: Sem): number => {
       let used = 0
-      for (const holder of sem.holders.values()) used += holder.permits
+      for (const holder of sem.holders.values()) {
+        used += holder.permits
+      }
       return used
     }
     /**
@@ -271,21 +279,30 @@ export const make = (
       let used = inUse(sem)
       let mine: number | undefined
       for (let head = liveHead(sem, now); head !== undefined; head = liveHead(sem, now)) {
-        if (used + head.permits > sem.limit) break
+        if (used + head.permits > sem.limit) {
+          break
+        }
         sem.queue.shift()
         const fence = ++sem.fence
         sem.holders.set(head.token, { permits: head.permits, expiresAt: head.placeUntil, fence })
         used += head.permits
-        if (head.token === self) mine = fence
-        else hub.signal(key, head.token, { _tag: "Granted", fence })
+        if (head.token === self) {
+          mine = fence
+        } else hub.signal(key, head.token, { _tag: "Granted", fence })
       }
       return mine
     }
     /** The time until a holder's permits come back (else until the head's place ends). */
     const untilFree = (sem: Sem, now: number): Option.Option<Duration.Duration> => {
       let first = Infinity
-      for (const holder of sem.holders.values()) if (holder.expiresAt < first) first = holder.expiresAt
-      if (first === Infinity && sem.queue.length > 0) first = sem.queue[0]!.placeUntil
+      for (const holder of sem.holders.values()) {
+        if (holder.expiresAt < first) {
+          first = holder.expiresAt
+        }
+      }
+      if (first === Infinity && sem.queue.length > 0) {
+        first = sem.queue[0]!.placeUntil
+      }
       return first === Infinity ? Option.none() : Option.some(Duration.millis(Math.max(0, first - now)))
     }
     /** Runs `f` on `key`'s semaphore (made on first use) with the time of the calling fiber's Clock. */
@@ -310,11 +327,17 @@ export const make = (
       queue?: Duration.Duration | undefined
     ) => {
       const invalid = checkKey(key) ?? checkToken(token) ?? checkPermits(permits, limit)
-      if (invalid !== undefined) return Effect.fail(invalid)
+      if (invalid !== undefined) {
+        return Effect.fail(invalid)
+      }
       const ttlMillis = checkTtlMillis(ttl)
-      if (ttlMillis instanceof InvalidArgument) return Effect.fail(ttlMillis)
+      if (ttlMillis instanceof InvalidArgument) {
+        return Effect.fail(ttlMillis)
+      }
       const placeMillis = queue === undefined ? 0 : checkTtlMillis(queue, "queue")
-      if (placeMillis instanceof InvalidArgument) return Effect.fail(placeMillis)
+      if (placeMillis instanceof InvalidArgument) {
+        return Effect.fail(placeMillis)
+      }
       return Effect.flatten(withSem(key, (sem, now): Effect.Effect<AcquireResult, InvalidArgument> => {
         const mine = sem.holders.get(token)
         if (mine !== undefined) {
@@ -322,19 +345,27 @@ export const make = (
           return Effect.succeed({ _tag: "Acquired", fence: mine.fence })
         }
         const head = liveHead(sem, now)
-        if (sem.holders.size === 0 && head === undefined) sem.limit = limit
-        else if (sem.limit !== limit) return Effect.fail(limitMismatch(key, sem.limit, limit))
+        if (sem.holders.size === 0 && head === undefined) {
+          sem.limit = limit
+        } else if (sem.limit !== limit) {
+          return Effect.fail(limitMismatch(key, sem.limit, limit))
+        }
         if ((head === undefined || head.token === token) && inUse(sem) + permits <= limit) {
-          if (head !== undefined) sem.queue.shift()
+          if (head !== undefined) {
+            sem.queue.shift()
+          }
           const fence = ++sem.fence
           sem.holders.set(token, { permits, expiresAt: now + ttlMillis, fence })
           grant(key, sem, now, undefined)
           return Effect.succeed({ _tag: "Acquired", fence })
         }
         if (placeMillis > 0) {
-          const waiter = sem.queue.find((w) => w.token === token)
-          if (waiter !== undefined) waiter.placeUntil = now + placeMillis
-          else sem.queue.push({ token, permits, placeUntil: now + placeMillis })
+          const waiter = sem.queue.find((w) =>
+            w.token === token
+          )
+          if (waiter !== undefined) {
+            waiter.placeUntil = now + placeMillis
+          } else sem.queue.push({ token, permits, placeUntil: now + placeMillis })
         }
         // Holders may have expired since the last release: the head may fit now.
         const granted = grant(key, sem, now, token)
@@ -349,26 +380,40 @@ export const make = (
 
     const releasePermits = (key: string, token: string) => {
       const invalid = checkKey(key) ?? checkToken(token)
-      if (invalid !== undefined) return Effect.fail(invalid)
+      if (invalid !== undefined) {
+        return Effect.fail(invalid)
+      }
       return withSem(key, (sem, now) => {
         const held = sem.holders.delete(token)
         if (!held) {
-          const index = sem.queue.findIndex((w) => w.token === token)
-          if (index !== -1) sem.queue.splice(index, 1)
+          const index = sem.queue.findIndex((w) =>
+            w.token === token
+          )
+          if (index !== -1) {
+            sem.queue.splice(index, 1)
+          }
         }
-        if (sem.limit > 0) grant(key, sem, now, undefined)
+        if (sem.limit > 0) {
+          grant(key, sem, now, undefined)
+        }
         return held
       })
     }
 
     const extendPermits = (key: string, token: string, ttl: Duration.Duration) => {
       const invalid = checkKey(key) ?? checkToken(token)
-      if (invalid !== undefined) return Effect.fail(invalid)
+      if (invalid !== undefined) {
+        return Effect.fail(invalid)
+      }
       const ttlMillis = checkTtlMillis(ttl)
-      if (ttlMillis instanceof InvalidArgument) return Effect.fail(ttlMillis)
+      if (ttlMillis instanceof InvalidArgument) {
+        return Effect.fail(ttlMillis)
+      }
       return withSem(key, (sem, now) => {
         const holder = sem.holders.get(token)
-        if (holder === undefined) return false
+        if (holder === undefined) {
+          return false
+        }
         holder.expiresAt = now + ttlMillis
         return true
       })

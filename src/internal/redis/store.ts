@@ -166,7 +166,8 @@ export const make = (
         const argv = [token, String(permits), String(limit), String(millis), String(place), channel.name, key]
         return Effect.flatMap(
           call("acquirePermits", (reload) => script.permits(reload, "acquire", keys, argv), toPermitsResult),
-          (result) => result._tag === "Mismatch" ? Effect.fail(limitMismatch(key, result.limit, limit)) : Effect.succeed(result)
+          (result) =>
+            result._tag === "Mismatch" ? Effect.fail(limitMismatch(key, result.limit, limit)) : Effect.succeed(result)
         )
       },
       releasePermits: (key, token) => {
