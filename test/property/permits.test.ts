@@ -11,6 +11,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FastCheck from "effect/FastCheck"
 import * as LockKv from "../../src/LockKv.js"
+import * as ReadWriteLock from "../../src/ReadWriteLock.js"
 import { uniqueNamespace } from "../support/backends.js"
 import { redisUrl } from "../support/redisUrl.js"
 
@@ -29,19 +30,29 @@ type Command =
   | { readonly op: "extend"; readonly token: number }
 
 const token = FastCheck.integer({ min: 0, max: tokens.length - 1 })
-const command: FastCheck.Arbitrary<Command> = FastCheck.oneof(
-  {
-    weight: 3,
-    arbitrary: FastCheck.record({
-      op: FastCheck.constant("acquire" as const),
-      token,
-      permits: FastCheck.integer({ min: 1, max: 4 }),
-      limit: FastCheck.constantFrom(...limits),
-      queue: FastCheck.boolean()
-    })
-  },
-  { weight: 2, arbitrary: FastCheck.record({ op: FastCheck.constant("release" as const), token }) },
-  { weight: 1, arbitrary: FastCheck.record({ op: FastCheck.constant("extend" as const), token }) }
+const commands = (
+  permits: FastCheck.Arbitrary<number>,
+  limit: FastCheck.Arbitrary<number>
+): FastCheck.Arbitrary<Command> =>
+  FastCheck.oneof(
+    {
+      weight: 3,
+      arbitrary: FastCheck.record({
+        op: FastCheck.constant("acquire" as const),
+        token,
+        permits,
+        limit,
+        queue: FastCheck.boolean()
+      })
+    },
+    { weight: 2, arbitrary: FastCheck.record({ op: FastCheck.constant("release" as const), token }) },
+    { weight: 1, arbitrary: FastCheck.record({ op: FastCheck.constant("extend" as const), token }) }
+  )
+const command = commands(FastCheck.integer({ min: 1, max: 4 }), FastCheck.constantFrom(...limits))
+/** A read-write lock's calls: a reader takes 1 permit of `maxReaders`, a writer all of them. */
+const rwCommand = commands(
+  FastCheck.constantFrom(1, ReadWriteLock.maxReaders),
+  FastCheck.constant(ReadWriteLock.maxReaders)
 )
 
 type Result =
@@ -121,7 +132,7 @@ const run = (kv: LockKv.LockKv.Service, key: string, c: Command): Effect.Effect<
 }
 
 /** Runs `commands` on `kv` beside the model; fails the property at the first difference. */
-const check = (kv: LockKv.LockKv.Service, key: string, commands: ReadonlyArray<Command>) =>
+const check = (kv: LockKv.LockKv.Service, key: string, commands: ReadonlyArray<Command>, rw = false) =>
   Effect.gen(function*() {
     const model = new Model()
     for (const [i, c] of commands.entries()) {
@@ -131,6 +142,11 @@ const check = (kv: LockKv.LockKv.Service, key: string, commands: ReadonlyArray<C
       const inUse = yield* Effect.orDie(kv.permitsInUse(key))
       expect(inUse).toBe(model.used())
       expect(inUse).toBeLessThanOrEqual(model.limit)
+      if (rw) {
+        // A writer holds alone: never a reader with a writer, never two writers.
+        const writers = [...model.holders.values()].filter((h) => h.permits === ReadWriteLock.maxReaders).length
+        expect(writers === 0 || model.holders.size === 1).toBe(true)
+      }
     }
   })
 
@@ -146,6 +162,22 @@ describe("property: semaphore operations follow the model on both backends", () 
             // A fresh key for every run (and every shrink).
             const key = `sem${runs++}`
             await Effect.runPromise(Effect.all([check(memory, key, commands), check(redis, key, commands)]))
+          }),
+          { numRuns: 120 }
+        )
+      )
+    }), 90_000)
+
+  it.scopedLive("read-write: random readers and writers, never a reader with a writer", () =>
+    Effect.gen(function*() {
+      const memory = yield* LockKv.makeMemory({ namespace: "rw-model" })
+      const redis = yield* LockKv.makeRedis({ url: redisUrl(), namespace: uniqueNamespace("rw-model") })
+      let runs = 0
+      yield* Effect.promise(() =>
+        FastCheck.assert(
+          FastCheck.asyncProperty(FastCheck.array(rwCommand, { minLength: 1, maxLength: 40 }), async (commands) => {
+            const key = `rw${runs++}`
+            await Effect.runPromise(Effect.all([check(memory, key, commands, true), check(redis, key, commands, true)]))
           }),
           { numRuns: 120 }
         )
