@@ -89,6 +89,14 @@ for (const backend of backends) {
           expect(yield* kv.permitsInUse("h")).toBe(0)
         }
         for (let i = 1; i < fences.length; i++) expect(fences[i]!).toBeGreaterThan(fences[i - 1]!)
+        // extend: a new TTL for the permits, here past the ttl that would have let them go.
+        const kept = yield* Effect.scoped(Effect.gen(function*() {
+          const handle = yield* Semaphore.acquire("hx", 2, { limit: 3, ttl: "300 millis", autoExtend: false })
+          yield* handle.extend("2 seconds")
+          yield* elapseInSteps(600)
+          return yield* kv.permitsInUse("hx")
+        }))
+        expect(kept).toBe(2)
         // Released early by hand: a no-op the second time.
         const released = yield* Effect.scoped(Effect.flatMap(
           Semaphore.acquire("h", 1, { limit: 4 }),

@@ -2,16 +2,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { Redis } from "ioredis"
-import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { LockKv, Semaphore } from "../../src/index.js"
 import { uniqueNamespace } from "../support/backends.js"
 import { redisUrl } from "../support/redisUrl.js"
 import { runTs } from "../support/runProcess.js"
+import { spawnTsx } from "./faults/support.js"
 
 const worker = fileURLToPath(new URL("../support/semaphoreWorker.ts", import.meta.url))
-// Node itself with tsx as a loader, not tsx's CLI: that runs the script in a grandchild, which a kill would miss.
-const tsxLoader = new URL("../../node_modules/tsx/dist/esm/index.mjs", import.meta.url).href
 const runWorker = (args: ReadonlyArray<string>) => runTs(worker, { args, timeoutMs: 90_000 })
 
 const withRaw = async <A>(f: (raw: Redis) => Promise<A>): Promise<A> => {
@@ -68,31 +66,15 @@ describe("Semaphore and ReadWriteLock across processes (redis)", () => {
     const url = redisUrl()
     const namespace = uniqueNamespace("xcrash")
     const ttlMs = 1500
-    const args = ["--import", tsxLoader, worker, url, namespace, "crash", "hold", "2", "2", String(ttlMs)]
-    const child = spawn(process.execPath, args, {
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stderr = ""
-    child.stderr.on("data", (chunk) => (stderr += String(chunk)))
+    const child = spawnTsx(worker, [url, namespace, "crash", "hold", "2", "2", String(ttlMs)])
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`the holder did not start: ${stderr}`)), 30_000)
-        child.stdout.on("data", (chunk) => {
-          if (String(chunk).includes("held")) {
-            clearTimeout(timer)
-            resolve()
-          }
-        })
-        child.on("exit", () => reject(new Error(`the holder exited: ${stderr}`)))
-      })
+      await child.line((line) => line.startsWith("held"), 30_000)
     } catch (error) {
-      child.kill("SIGKILL")
+      await child.kill()
       throw error
     }
     // Killed with its permits held: no release, no renewal.
-    const exited = new Promise((resolve) => child.on("exit", resolve))
-    child.kill("SIGKILL")
-    await exited
+    await child.kill()
     const killedAt = performance.now()
     const program = Effect.gen(function*() {
       const opts: Semaphore.Options = { limit: 2, wait: "10 seconds" }

@@ -421,7 +421,11 @@ export const make = (
 
     const permitsInUse = (key: string) => {
       const invalid = checkKey(key)
-      return invalid !== undefined ? Effect.fail(invalid) : withSem(key, inUse)
+      if (invalid !== undefined) {
+        return Effect.fail(invalid)
+      }
+      // A look makes no entry: only keys taken keep one (for their fence).
+      return sems.has(key) ? withSem(key, inUse) : Effect.succeed(0)
     }
 
     return {
