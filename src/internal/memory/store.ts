@@ -425,7 +425,9 @@ export const make = (
         return Effect.fail(invalid)
       }
       // A look makes no entry: only keys taken keep one (for their fence).
-      return Effect.suspend(() => sems.has(key) ? withSem(key, inUse) : Effect.succeed(0))
+      return Effect.suspend(() =>
+        sems.has(key) ? withSem(key, inUse) : Effect.succeed(0)
+      )
     }
 
     return {
