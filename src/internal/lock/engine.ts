@@ -1,7 +1,9 @@
 /**
- * The lock combinators: each checks its arguments, takes the lock (contend.ts),
- * runs what the caller gave it (a section, section.ts, or a Scope) and
- * `finish`es, which releases whatever the outcome.
+ * The combinators of every lease: each checks its arguments, takes the lease
+ * (contend.ts), runs what the caller gave it (a section, section.ts, or a
+ * Scope) and `finish`es, which releases whatever the outcome. A lease is a
+ * lock key (`Lock`) or permits of a semaphore (`Semaphore`, `ReadWriteLock`):
+ * the `Check` of a call gives its settings, whose `ops` make the store calls.
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
