@@ -171,6 +171,30 @@ for (const backend of backends) {
         expect(acquiredAt - start).toBeLessThan(1500)
       })))
 
+    backend.test("a crashed waiter at the head delays the next waiter by at most its place in the queue", () =>
+      run(Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const opts: Semaphore.Options = { limit: 3, retry: Schedule.spaced("1 hour"), wait: "1 minute" }
+        const gate = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(Semaphore.withPermits(Deferred.await(gate), "dw", 1, opts))
+        yield* backend.settle
+        // A waiter for all 3 permits that joined the queue and then vanished (its place: 2 s from now).
+        const queued = yield* kv.acquirePermits("dw", "dead-waiter", 3, 3, Duration.seconds(30), Duration.seconds(2))
+        expect(queued._tag).toBe("Held")
+        const start = yield* now
+        const waiter = yield* Effect.fork(Semaphore.withPermits(now, "dw", 1, opts))
+        yield* backend.settle
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(holder)
+        // The release granted the permits to the dead head, for what was left of its place.
+        yield* elapseInSteps(1000)
+        expect(waiter.unsafePoll()).toBeNull()
+        yield* elapseInSteps(1500)
+        const acquiredAt = yield* Fiber.join(waiter)
+        expect(acquiredAt - start).toBeGreaterThanOrEqual(1500)
+        expect(acquiredAt - start).toBeLessThan(3000)
+      })))
+
     backend.test("auto-extension keeps permits well past their TTL", () =>
       run(Effect.gen(function*() {
         const kv = yield* LockKv.LockKv
