@@ -137,6 +137,24 @@ for (const backend of backends) {
         expect(order).toEqual(["big", "small"])
       })))
 
+    backend.test("an interrupted waiter leaves the queue at once: those behind it go on", () =>
+      run(Effect.gen(function*() {
+        const opts: Semaphore.Options = { limit: 3, retry: Schedule.spaced("1 hour"), wait: "1 minute" }
+        const holder = yield* Effect.fork(Semaphore.withPermits(Effect.never, "leave", 1, opts))
+        yield* backend.settle
+        const big = yield* Effect.fork(Semaphore.withPermits(Effect.void, "leave", 3, opts))
+        yield* backend.settle
+        const small = yield* Effect.fork(Semaphore.withPermits(Effect.succeed("small"), "leave", 2, opts))
+        yield* backend.settle
+        expect(small.unsafePoll()).toBeNull()
+        // Leaving hands the head on: 1 + 2 of 3 fit, with no release by a holder.
+        yield* Fiber.interrupt(big)
+        yield* backend.settle
+        // At once: not when the place of the waiter that left would have lapsed (2 s).
+        expect(yield* Fiber.join(small).pipe(Effect.timeout("1 second"))).toBe("small")
+        yield* Fiber.interrupt(holder)
+      })))
+
     backend.test("a release hands the permits to a waiter at once, without polling", () =>
       run(Effect.gen(function*() {
         const opts: Semaphore.Options = { limit: 2, retry: Schedule.spaced("1 hour"), wait: "2 hours" }
