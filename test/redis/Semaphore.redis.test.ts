@@ -1,7 +1,7 @@
 /** Redis-only behaviour of semaphores: what the keys look like, and losing them. */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber } from "effect"
-import { LockKv, Semaphore } from "../../src/index.js"
+import { Deferred, Duration, Effect, Fiber } from "effect"
+import { LockKv, ReadWriteLock, Semaphore } from "../../src/index.js"
 import { namespaced } from "../../src/internal/keys.js"
 import * as scripts from "../../src/internal/redis/scripts.js"
 import { uniqueNamespace } from "../support/backends.js"
@@ -68,5 +68,29 @@ describe("Semaphore on Redis", () => {
         expect(yield* Effect.promise(() => raw.get(keys[3]))).toBe("1")
       }),
     20_000
+  )
+
+  it.scopedLive(
+    "a release grants at most 1000 waiters at once; the next head's try grants the rest",
+    () =>
+      Effect.gen(function*() {
+        const kv = yield* LockKv.makeRedis({ url: redisUrl(), namespace: uniqueNamespace("sem-many") })
+        const limit = ReadWriteLock.maxReaders
+        const minute = Duration.minutes(1)
+        // A writer holds; 1200 readers queue behind it.
+        expect((yield* kv.acquirePermits("rw", "writer", limit, limit, minute))._tag).toBe("Acquired")
+        const readers = Array.from({ length: 1200 }, (_, i) => `reader-${i}`)
+        for (const reader of readers) {
+          expect((yield* kv.acquirePermits("rw", reader, 1, limit, minute, minute))._tag).toBe("Held")
+        }
+        expect(yield* kv.releasePermits("rw", "writer")).toBe(true)
+        expect(yield* kv.permitsInUse("rw")).toBe(1000)
+        // The 1001st reader, now at the head, finds its turn at its next try, and grants the rest.
+        expect((yield* kv.acquirePermits("rw", readers[1000]!, 1, limit, minute, minute))._tag).toBe("Acquired")
+        expect(yield* kv.permitsInUse("rw")).toBe(1200)
+        // A granted reader that was not looking finds its permits at its next try.
+        expect((yield* kv.acquirePermits("rw", readers[1199]!, 1, limit, minute, minute))._tag).toBe("Acquired")
+      }),
+    30_000
   )
 })

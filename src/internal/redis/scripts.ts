@@ -256,10 +256,11 @@ local function live_head(now)
   return false
 end
 -- told: channel, message pairs (for the caller's in-process shortcut); returns the fence of self if granted.
+-- At most 1000 grants a call (the reply must stay unpackable): the next head's own try grants on.
 local function grant(now, limit, self, caller_key, told)
   local used = in_use()
   local mine = false
-  while true do
+  for _ = 1, 1000 do
     local head, head_until = live_head(now)
     if not head then break end
     local want = redis.call("HGET", KEYS[7], head) or "0 "
