@@ -6,6 +6,8 @@
  * no more than 3 hold at once. Rounds are interleaved (each contender takes
  * every place in the order), as in (b).
  */
+import { DistributedSemaphore, RedisBacking } from "effect-distributed-lock"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { Redis } from "ioredis"
@@ -72,7 +74,32 @@ const redisSemaphore = (setting: "default" | "fast"): Contender => ({
   }
 })
 
-const contenders: ReadonlyArray<Contender> = [effectLock, redisSemaphore("default"), redisSemaphore("fast")]
+/** effect-distributed-lock's `DistributedSemaphore` (made once per client, defaults), `withPermits(1)` per cycle. */
+const effectDistributedLock: Contender = {
+  id: "effect-distributed-lock@default",
+  label: "effect-distributed-lock DistributedSemaphore (defaults)",
+  make: async (url, key, limit) => {
+    const redis = new Redis(url, { lazyConnect: true, connectionName: "bench-edl-semaphore" })
+    await redis.connect()
+    const semaphore = await Effect.runPromise(
+      DistributedSemaphore.make(key, { limit }).pipe(
+        Effect.provide(RedisBacking.layer(redis, { keyPrefix: "bench-edl:" }))
+      )
+    )
+    return {
+      runLoop: (until, holdMs, probe, stats) =>
+        Effect.runPromise(effectLoop((section) => semaphore.withPermits(1)(section), { until, holdMs, probe, stats })),
+      close: () => redis.quit().then(() => undefined, () => redis.disconnect())
+    }
+  }
+}
+
+const contenders: ReadonlyArray<Contender> = [
+  effectLock,
+  redisSemaphore("default"),
+  redisSemaphore("fast"),
+  effectDistributedLock
+]
 
 export interface SemaphoreRow {
   readonly id: string
