@@ -1,20 +1,15 @@
-import type { Options as LockOptions } from "../../Lock.js"
+import type { Options } from "../../Semaphore.js"
 import { InvalidArgument } from "../errors.js"
 import { checkPermits } from "../keys.js"
 import type { Check } from "./engine.js"
 import { permitOps } from "./ops.js"
 import { checkSettings } from "./settings.js"
 
-/** A semaphore call's options: a lock's, and the limit every user of the key gives. */
-export interface PermitOptions extends LockOptions {
-  readonly limit: number
-}
-
 /**
  * Checks a call for `permits` of a semaphore: its key and options as a lock's,
  * its limit and permits; its lease is then those permits (`permitOps`).
  */
-export const checkPermitSettings = (permits: number): Check<PermitOptions> => (key, options) => {
+export const checkPermitSettings = (permits: number): Check<Options> => (key, options) => {
   if (typeof options !== "object" || options === null) {
     return new InvalidArgument({ argument: "options", message: "options with a limit are required" })
   }
