@@ -1,6 +1,6 @@
 /** Semaphores and read-write locks across real OS processes on Redis. */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect, Option, Schedule } from "effect"
 import { Redis } from "ioredis"
 import { fileURLToPath } from "node:url"
 import { LockKv, Semaphore } from "../../src/index.js"
@@ -90,5 +90,38 @@ describe("Semaphore and ReadWriteLock across processes (redis)", () => {
     expect(acquiredAt - killedAt).toBeLessThan(ttlMs + 1000)
     // The last renewal was at most ttl/3 before the kill: the permits stayed out at least 2/3 of a ttl after it.
     expect(acquiredAt - killedAt).toBeGreaterThan((2 * ttlMs) / 3 - 100)
+  }, 60_000)
+
+  it("a release in another process hands the permits over by pub/sub: the waiter makes no second try", async () => {
+    const url = redisUrl()
+    const namespace = uniqueNamespace("xgrant")
+    const child = spawnTsx(worker, [url, namespace, "grant", "hold", "2", "2", "30000", "400"])
+    try {
+      await child.line((line) => line.startsWith("held"), 30_000)
+      const tries = { count: 0 }
+      const program = Effect.gen(function*() {
+        const kv = yield* LockKv.LockKv
+        const counting = {
+          ...kv,
+          acquirePermits: (...args: Parameters<typeof kv.acquirePermits>) => {
+            tries.count++
+            return kv.acquirePermits(...args)
+          }
+        } satisfies LockKv.LockKv.Service
+        const opts: Semaphore.Options = { limit: 2, retry: Schedule.spaced("1 hour"), wait: "10 seconds" }
+        return yield* Semaphore.withPermits(Effect.succeed("granted"), "grant", 1, opts).pipe(
+          Effect.provideService(LockKv.LockKv, counting)
+        )
+      })
+      const result = await Effect.runPromise(Effect.provide(program, LockKv.layerRedis({ url, namespace })))
+      expect(result).toBe("granted")
+      // The first try queued it; the holder's release (~0.4 s later, before the ~0.67 s keep-alive
+      // try) granted the permit and told it on its store's channel.
+      expect(tries.count).toBe(1)
+      await child.exited()
+      expect(child.process.exitCode, child.stderr()).toBe(0)
+    } finally {
+      await child.kill()
+    }
   }, 60_000)
 })

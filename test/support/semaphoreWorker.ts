@@ -9,8 +9,9 @@
  * - `sem <fibers> <iterations> <limit>`: fibers take one permit each and count
  *   themselves in and out of a Redis counter (INCR/DECR); one above `limit`
  *   is recorded as a violation.
- * - `hold <permits> <limit> <ttlMs>`: takes the permits, prints "held", and
- *   waits to be killed (a crashed holder).
+ * - `hold <permits> <limit> <ttlMs> [holdMs]`: takes the permits, prints
+ *   "held", and waits to be killed (a crashed holder), or, with `holdMs`,
+ *   releases them after that long and exits.
  */
 import { Duration, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
@@ -60,11 +61,12 @@ const sem = (fibers: number, iterations: number, limit: number) => {
   return Effect.all(Array.from({ length: fibers }, () => fiber), { concurrency: "unbounded", discard: true })
 }
 
-const hold = (permits: number, limit: number, ttlMs: number) =>
+const hold = (permits: number, limit: number, ttlMs: number, holdMs: number | undefined) =>
   Effect.scoped(Effect.gen(function*() {
     const handle = yield* Semaphore.acquire(key!, permits, { limit, ttl: Duration.millis(ttlMs) })
     yield* Effect.sync(() => process.stdout.write(`held ${handle.fence}\n`))
-    return yield* Effect.never
+    if (holdMs === undefined) return yield* Effect.never
+    yield* Effect.sleep(Duration.millis(holdMs))
   }))
 
 const args = rest.map(Number)
@@ -72,7 +74,7 @@ const program = mode === "rw"
   ? rw(args[0]!, args[1]!)
   : mode === "sem"
   ? sem(args[0]!, args[1]!, args[2]!)
-  : hold(args[0]!, args[1]!, args[2]!)
+  : hold(args[0]!, args[1]!, args[2]!, args[3])
 
 Effect.runPromise(program.pipe(Effect.provide(Layer.orDie(LockKv.layerRedis({ url: url!, namespace })))))
   .then(() => raw.quit())
