@@ -9,6 +9,8 @@
  * - `sem <fibers> <iterations> <limit>`: fibers take one permit each and count
  *   themselves in and out of a Redis counter (INCR/DECR); one above `limit`
  *   is recorded as a violation.
+ * - `both <fibers> <iterations> <limit>`: `rw` on `<key>:rw`, then `sem` on
+ *   `<key>:pool` (one process start for both).
  * - `hold <permits> <limit> <ttlMs> [holdMs]`: takes the permits, prints
  *   "held", and waits to be killed (a crashed holder), or, with `holdMs`,
  *   releases them after that long and exits.
@@ -25,15 +27,15 @@ const data = (name: string) => `${namespace}-data:${name}`
 const redis = <A>(f: () => Promise<A>) => Effect.promise(f)
 const options = { ttl: "1 second", wait: "60 seconds" } as const
 
-const rw = (fibers: number, iterations: number) => {
+const rw = (key: string, fibers: number, iterations: number) => {
   const write = Effect.scoped(Effect.gen(function*() {
-    const handle = yield* ReadWriteLock.acquireWrite(key!, options)
+    const handle = yield* ReadWriteLock.acquireWrite(key, options)
     const value = Number((yield* redis(() => raw.get(data("counter")))) ?? "0")
     yield* Effect.sleep("3 millis")
     yield* redis(() => raw.set(data("counter"), String(value + 1)))
     yield* redis(() => raw.rpush(data("fences"), String(handle.fence)))
   }))
-  const read = ReadWriteLock.withRead(key!, options)(Effect.gen(function*() {
+  const read = ReadWriteLock.withRead(key, options)(Effect.gen(function*() {
     const before = yield* redis(() => raw.get(data("counter")))
     yield* Effect.sleep("2 millis")
     const after = yield* redis(() => raw.get(data("counter")))
@@ -45,7 +47,7 @@ const rw = (fibers: number, iterations: number) => {
   return Effect.all(Array.from({ length: fibers }, (_, f) => fiber(f)), { concurrency: "unbounded", discard: true })
 }
 
-const sem = (fibers: number, iterations: number, limit: number) => {
+const sem = (key: string, fibers: number, iterations: number, limit: number) => {
   const section = Effect.gen(function*() {
     const inside = yield* redis(() => raw.incr(data("inside")))
     if (inside > limit) yield* redis(() => raw.rpush(data("violations"), `${inside} inside`))
@@ -55,7 +57,7 @@ const sem = (fibers: number, iterations: number, limit: number) => {
   })
   const fiber = Effect.forEach(
     Array.from({ length: iterations }),
-    () => Semaphore.withPermits(section, key!, 1, { ...options, limit }),
+    () => Semaphore.withPermits(section, key, 1, { ...options, limit }),
     { discard: true }
   )
   return Effect.all(Array.from({ length: fibers }, () => fiber), { concurrency: "unbounded", discard: true })
@@ -71,9 +73,11 @@ const hold = (permits: number, limit: number, ttlMs: number, holdMs: number | un
 
 const args = rest.map(Number)
 const program = mode === "rw"
-  ? rw(args[0]!, args[1]!)
+  ? rw(key!, args[0]!, args[1]!)
   : mode === "sem"
-  ? sem(args[0]!, args[1]!, args[2]!)
+  ? sem(key!, args[0]!, args[1]!, args[2]!)
+  : mode === "both"
+  ? Effect.zipRight(rw(`${key}:rw`, args[0]!, args[1]!), sem(`${key}:pool`, args[0]!, args[1]!, args[2]!))
   : hold(args[0]!, args[1]!, args[2]!, args[3])
 
 Effect.runPromise(program.pipe(Effect.provide(Layer.orDie(LockKv.layerRedis({ url: url!, namespace })))))
