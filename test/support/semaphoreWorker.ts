@@ -25,7 +25,8 @@ if (mode === undefined) throw new Error("usage: semaphoreWorker <redisUrl> <name
 const raw = new Redis(url!, { lazyConnect: false })
 const data = (name: string) => `${namespace}-data:${name}`
 const redis = <A>(f: () => Promise<A>) => Effect.promise(f)
-const options = { ttl: "1 second", wait: "60 seconds" } as const
+// A ttl well above the pauses of a loaded machine: these tests check exclusion, not renewal under starvation.
+const options = { ttl: "5 seconds", wait: "60 seconds" } as const
 
 const rw = (key: string, fibers: number, iterations: number) => {
   const write = Effect.scoped(Effect.gen(function*() {
