@@ -19,6 +19,7 @@ import { runContended } from "./scenarios/contended.js"
 import { runCrossProcess } from "./scenarios/crossProcess.js"
 import { runMemory } from "./scenarios/memory.js"
 import { runMemoryBound } from "./scenarios/memoryBound.js"
+import { runSemaphore } from "./scenarios/semaphore.js"
 import { runUncontended } from "./scenarios/uncontended.js"
 
 installSentCounter()
@@ -157,6 +158,10 @@ try {
     "memory-bound": async () => {
       const { table, ...json } = await runMemoryBound(config.memoryBound, log)
       return { json, table, targets: [] }
+    },
+    semaphore: async () => {
+      const { table, targets, ...json } = await runSemaphore(server.url, config.semaphore, log)
+      return { json, table, targets }
     }
   }
 

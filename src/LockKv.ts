@@ -206,6 +206,47 @@ export declare namespace LockKv {
      * not lost, and a try that wins needs no watcher at all.
      */
     readonly notificationMark: () => number
+
+    // -- semaphore primitives, used by the `Semaphore` and `ReadWriteLock` modules --
+
+    /**
+     * One atomic step on the counting semaphore `key`, whose holders all use
+     * `limit` permits in total: first drops holders whose TTL has passed. When
+     * `token` already holds permits (a release granted them while it was not
+     * looking, or an earlier try whose reply was lost), resets their TTL to
+     * `ttl` and returns their fence. Else, when nobody waits ahead of `token`
+     * and `permits` more fit within `limit`, `token` holds them with a TTL of
+     * exactly `ttl` and the key's fencing counter is incremented. Otherwise it
+     * reports how long until a holder's TTL ends; with `queue`, the caller joins
+     * the key's FIFO (or keeps its place for `queue`), and a release grants
+     * permits to the waiters at its head, in order, while they fit: the head
+     * blocks every later waiter, even one that asks for fewer permits. Fails
+     * with `InvalidArgument` (argument `limit`) when the current holders or
+     * waiters use another limit. One round trip on Redis.
+     */
+    readonly acquirePermits: (
+      key: string,
+      token: string,
+      permits: number,
+      limit: number,
+      ttl: Duration.Duration,
+      queue?: Duration.Duration | undefined
+    ) => Effect.Effect<AcquireResult, LockKvError | InvalidArgument>
+    /**
+     * Gives back the permits of `token` (or its place in the queue), then
+     * grants permits to the waiters at the head of the queue while they fit
+     * (each told with a `Granted` wake, holding its permits until its place in
+     * the queue would have ended). `true` when `token` held permits.
+     */
+    readonly releasePermits: (key: string, token: string) => Effect.Effect<boolean, LockKvError | InvalidArgument>
+    /** Resets the TTL of `token`'s permits to `ttl`; `false` when it holds none (expired, released or deleted). */
+    readonly extendPermits: (
+      key: string,
+      token: string,
+      ttl: Duration.Duration
+    ) => Effect.Effect<boolean, LockKvError | InvalidArgument>
+    /** The permits of `key` held now (holders whose TTL has not passed). */
+    readonly permitsInUse: (key: string) => Effect.Effect<number, LockKvError | InvalidArgument>
   }
 
   /**

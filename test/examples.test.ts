@@ -29,4 +29,13 @@ describe("examples", () => {
     expect(code, stderr).toBe(0)
     expect(stdout).toContain("B accepted: true, stale A accepted: false")
   }, 30_000)
+
+  it("semaphore: never more than the limit; readers and a writer", async () => {
+    const { code, stderr, stdout } = await run("semaphore.ts")
+    expect(code, stderr).toBe(0)
+    expect(stdout).toContain("at most 3 exports ran at once")
+    expect(stdout.match(/export \d done/g)).toHaveLength(8)
+    expect(stdout.match(/reading the config/g)).toHaveLength(3)
+    expect(stdout).toMatch(/writing the config with fence \d+/)
+  }, 30_000)
 })

@@ -1,6 +1,13 @@
 /** Command-line options and the durations of a full and a `--quick` run. */
 
-export const scenarioNames = ["uncontended", "contended", "cross-process", "memory", "memory-bound"] as const
+export const scenarioNames = [
+  "uncontended",
+  "contended",
+  "cross-process",
+  "memory",
+  "memory-bound",
+  "semaphore"
+] as const
 export type ScenarioName = typeof scenarioNames[number]
 
 /** Short names, as the issue letters them. */
@@ -11,7 +18,8 @@ const aliases: Record<string, ScenarioName> = {
   b2: "cross-process",
   processes: "cross-process",
   c: "memory",
-  d: "memory-bound"
+  d: "memory-bound",
+  e: "semaphore"
 }
 
 export interface BenchConfig {
@@ -46,12 +54,20 @@ export interface BenchConfig {
     readonly fibers: number
   }
   readonly memoryBound: { readonly keys: number; readonly ttlMs: number; readonly settleMs: number }
+  readonly semaphore: {
+    readonly rounds: number
+    readonly roundMs: number
+    readonly warmupMs: number
+    readonly clients: number
+    readonly holdMs: number
+    readonly limit: number
+  }
 }
 
 export const usage =
   `usage: npm run bench -- [--quick] [--only <scenario>[,<scenario>...]] [--out <file.json>] [--baseline <git-ref>]
 
-scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d)
+scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d, e)
   --quick   about one minute: shorter rounds, fewer of them, 200k keys in memory-bound
   --only    run only these scenarios (repeatable or comma-separated)
   --out     where to write the JSON (default bench/results/latest.json)
@@ -66,7 +82,7 @@ scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d)
             apply this diff (git apply) to the baseline before building it:
             measures a variant of the ref, e.g. the recorded A/Bs in bench/ab/
   --rounds <n>
-            measured rounds of (a), (b), (b') and (c), instead of the preset
+            measured rounds of (a), (b), (b'), (c) and (e), instead of the preset
             count; more short rounds make the per-round ratios' median steadier`
 
 export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
@@ -147,7 +163,8 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       contended: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
       crossProcess: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
       memory: { rounds: 2, roundMs: 300, warmupMs: 100, fibers: 8 },
-      memoryBound: { keys: 200_000, ttlMs: 1, settleMs: 2_500 }
+      memoryBound: { keys: 200_000, ttlMs: 1, settleMs: 2_500 },
+      semaphore: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1, limit: 3 }
     }
     : {
       quick,
@@ -163,13 +180,15 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       contended: { rounds: 8, roundMs: 1_000, warmupMs: 300, clients: 8, holdMs: 1 },
       crossProcess: { rounds: 8, roundMs: 1_000, warmupMs: 300, clients: 8, holdMs: 1 },
       memory: { rounds: 8, roundMs: 400, warmupMs: 300, fibers: 8 },
-      memoryBound: { keys: 1_000_000, ttlMs: 1, settleMs: 3_000 }
+      memoryBound: { keys: 1_000_000, ttlMs: 1, settleMs: 3_000 },
+      semaphore: { rounds: 6, roundMs: 1_000, warmupMs: 300, clients: 8, holdMs: 1, limit: 3 }
     }
   return rounds === undefined ? config : {
     ...config,
     uncontended: { ...config.uncontended, rounds },
     contended: { ...config.contended, rounds },
     crossProcess: { ...config.crossProcess, rounds },
-    memory: { ...config.memory, rounds }
+    memory: { ...config.memory, rounds },
+    semaphore: { ...config.semaphore, rounds }
   }
 }

@@ -203,3 +203,33 @@ export const checkToken = (token: unknown): InvalidArgument | undefined =>
     ((token as string).includes("|")
       ? new InvalidArgument({ argument: "token", message: "token must not contain \"|\"" })
       : undefined)
+
+/**
+ * The largest semaphore `limit`: a read-write lock's writer takes this many
+ * permits (every reader takes one). Far below 2^53, so sums of permits stay exact.
+ */
+export const maxPermitLimit = 2 ** 30
+
+/** A whole number of permits in `1..max`, or why not. */
+const checkCount = (value: unknown, argument: string, max: number, why: string): InvalidArgument | undefined =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 1 && value <= max
+    ? undefined
+    : new InvalidArgument({
+      argument,
+      message: `${argument} must be a whole number from 1 to ${max} (${why}), got ${
+        typeof value === "number" ? String(value) : typeof value
+      }`
+    })
+
+/** A semaphore's `limit` and the `permits` a caller asks for, checked synchronously. */
+export const checkPermits = (permits: unknown, limit: unknown): InvalidArgument | undefined =>
+  checkCount(limit, "limit", maxPermitLimit, "the permits the semaphore has in all") ??
+    checkCount(permits, "permits", limit as number, "at most the limit")
+
+/** The `limit` a caller gave differs from the one the current holders of `key` use. */
+export const limitMismatch = (key: string, held: number, given: number): InvalidArgument =>
+  new InvalidArgument({
+    argument: "limit",
+    message:
+      `semaphore "${key}" is held with limit ${held} by its current holders or waiters, got limit ${given}: every user of a key must give the same limit`
+  })

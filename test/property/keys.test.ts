@@ -61,6 +61,23 @@ const exercise = (kv: LockKv.LockKv.Service, keys: ReadonlyArray<string>) =>
       expect(yield* kv.release(k, "t1"), JSON.stringify(k)).toBe(false)
       expect(yield* kv.release(k, "t2"), JSON.stringify(k)).toBe(true)
     }
+    // Semaphores of the same names: their own keys, beside the locks'.
+    for (const k of keys) {
+      expect((yield* kv.acquirePermits(k, "s1", 2, 3, ttl))._tag, JSON.stringify(k)).toBe("Acquired")
+      expect((yield* kv.acquirePermits(k, "s2", 3, 3, ttl, place))._tag, JSON.stringify(k)).toBe("Held")
+    }
+    for (const k of keys) {
+      expect(yield* kv.permitsInUse(k), JSON.stringify(k)).toBe(2)
+      // The release grants the waiter's permits (and tells it on its channel).
+      expect(yield* kv.releasePermits(k, "s1"), JSON.stringify(k)).toBe(true)
+      expect(yield* kv.acquirePermits(k, "s2", 3, 3, ttl, place), JSON.stringify(k)).toEqual({
+        _tag: "Acquired",
+        fence: 2
+      })
+      expect(yield* kv.extendPermits(k, "s2", ttl)).toBe(true)
+      expect(yield* kv.releasePermits(k, "s2"), JSON.stringify(k)).toBe(true)
+      expect(yield* kv.permitsInUse(k)).toBe(0)
+    }
     for (const k of keys) {
       expect(yield* kv.set(k, "v", { PX: 60_000 })).toBe(true)
       expect(yield* kv.set(k, "x", { NX: true })).toBe(false)

@@ -80,7 +80,7 @@ export interface Acquisition {
 const sendTry = (a: Acquisition, queue: Duration.Duration | undefined, now = time.monotonicMillis(a.clock)) => {
   a.lastTrySentAt = now
   if (a.outcome === "none") a.outcome = "maybe"
-  return a.store.acquire(a.settings.key, a.token, a.settings.ttl, queue)
+  return a.settings.ops.acquire(a.store, a.settings.key, a.token, a.settings.ttl, queue)
 }
 
 /** What the try `sendTry` sent last found. */
@@ -180,7 +180,8 @@ const establish = (a: Acquisition, acquired: Acquired): Effect.Effect<void, Lock
     ttlMillis,
     autoExtend,
     sentAt: acquired.sentAt,
-    setTtlMillis: acquired.grantedForMillis
+    setTtlMillis: acquired.grantedForMillis,
+    extend: a.settings.ops.extend
   })
   // The lock is gone: let the next fiber of this process try.
   lease.onLost.push(a.turn!.pass)
@@ -241,6 +242,9 @@ export const stopWatching = (a: Acquisition): void => {
   a.watcher?.close()
 }
 
+/** The turn of a fiber that takes no turns (permits: the store's queue orders every waiter). */
+const ownTurn: localQueue.Turn = { given: true, pass: () => {} }
+
 /**
  * Gets the lock. Fibers of this process queue in process first (synchronously
  * when nobody else holds or awaits the key), so only one at a time contends in
@@ -249,7 +253,11 @@ export const stopWatching = (a: Acquisition): void => {
 export const takeLock = (a: Acquisition): Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument> => {
   const { key } = a.settings
   const oneTry = a.deadline <= a.startedAt
-  const turn = oneTry ? localQueue.tryEnter(a.store, key) : localQueue.join(a.store, key)
+  const turn = !a.settings.ops.local
+    ? ownTurn
+    : oneTry
+    ? localQueue.tryEnter(a.store, key)
+    : localQueue.join(a.store, key)
   if (turn === undefined) {
     // Held by another fiber of this process: a failed try like any other.
     metrics.recordContention(a.store.backend)

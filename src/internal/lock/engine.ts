@@ -1,7 +1,9 @@
 /**
- * The lock combinators: each checks its arguments, takes the lock (contend.ts),
- * runs what the caller gave it (a section, section.ts, or a Scope) and
- * `finish`es, which releases whatever the outcome.
+ * The combinators of every lease: each checks its arguments, takes the lease
+ * (contend.ts), runs what the caller gave it (a section, section.ts, or a
+ * Scope) and `finish`es, which releases whatever the outcome. A lease is a
+ * lock key (`Lock`) or permits of a semaphore (`Semaphore`, `ReadWriteLock`):
+ * the `Check` of a call gives its settings, whose `ops` make the store calls.
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -22,21 +24,28 @@ import { LockLost, type LockNotAcquired } from "./errors.js"
 import * as leases from "./leases.js"
 import * as metrics from "./metrics.js"
 import { guard } from "./section.js"
-import { checkLockTtl, checkSettings } from "./settings.js"
+import { checkLockTtl, checkSettings, type Settings } from "./settings.js"
 import * as time from "./time.js"
 import { isDefaultTracer, spanIf } from "./tracing.js"
 
 /** An owner token: a UUIDv4 (122 random bits from the OS CSPRNG), never a counter or a timestamp. */
 const makeToken = (): string => randomUUID()
 
+/**
+ * Checks a call's key and options into its `Settings` (`checkSettings` for a
+ * lock), which also say how the lease is held in the store (`Settings.ops`).
+ */
+export type Check<O> = (key: string, options: O | undefined) => Settings | InvalidArgument
+
 /** Checks the arguments and reads the store, clock and tracer of the caller's fiber: all synchronous. */
-const prepare = (
+const prepare = <O>(
   fiber: Fiber.RuntimeFiber<unknown, unknown>,
   key: string,
-  options: Options | undefined,
+  options: O | undefined,
+  check: Check<O>,
   oneTry: boolean
 ): Acquisition | InvalidArgument => {
-  const settings = checkSettings(key, options)
+  const settings = check(key, options)
   if (settings instanceof InvalidArgument) return settings
   const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
   const startedAt = time.monotonicMillis(clock)
@@ -73,7 +82,7 @@ const releaseOnce = (a: Acquisition): Effect.Effect<boolean, LockKvError | Inval
     metrics.recordHoldTime(a.store.backend, time.monotonicMillis(a.clock) - a.heldSince)
   }
   if (a.outcome === "none") return undefined
-  const release = a.store.release(a.settings.key, a.token)
+  const release = a.settings.ops.release(a.store, a.settings.key, a.token)
   return spanIf(a.traced, release, "effect-lock.release", { "lock.key": a.settings.key })
 }
 
@@ -139,9 +148,10 @@ const makeHandle = (a: Acquisition): Handle => {
  * `acquireUseRelease`); on failure or interruption of the taking, `finish`
  * undoes it. Everything before the first store call runs in one step.
  */
-const locked = <X, E, R, F>(
+const locked = <O, X, E, R, F>(
   key: string,
-  options: Options | undefined,
+  options: O | undefined,
+  check: Check<O>,
   oneTry: boolean,
   use: (
     a: Acquisition,
@@ -152,7 +162,7 @@ const locked = <X, E, R, F>(
 ): Effect.Effect<X, E | F | LockKvError | InvalidArgument, R | LockKv> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.withFiberRuntime((fiber) => {
-      const a = prepare(fiber, key, options, oneTry)
+      const a = prepare(fiber, key, options, check, oneTry)
       if (a instanceof InvalidArgument) return Effect.fail(a)
       return Effect.matchCauseEffect(restore(takeLock(a)), {
         onFailure: (cause): Effect.Effect<X, E | F | LockKvError | InvalidArgument, R> => {
@@ -173,19 +183,28 @@ const locked = <X, E, R, F>(
  * `autoExtend`) and declares it lost when no renewal is confirmed within its
  * validity (see leases.ts).
  */
-export const acquire = (
+export const acquireWith = <O, H = Handle>(
   key: string,
-  options?: Options | undefined
-): Effect.Effect<Handle, LockNotAcquired | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
+  options: O | undefined,
+  check: Check<O>,
+  toHandle: (handle: Handle) => H = identity as (handle: Handle) => H
+): Effect.Effect<H, LockNotAcquired | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
   locked(
     key,
     options,
+    check,
     false,
     // `Scope.addFinalizer`, not `Effect.addFinalizer`: `finish` needs none of the
     // acquiring fiber's FiberRefs, whose restoring costs more than the lock cycle.
     (a) =>
       Effect.flatMap(Effect.scope, (scope) =>
-        Effect.as(Scope.addFinalizer(scope, Effect.suspend(() => finish(a, Effect.void))), makeHandle(a))),
+        Effect.as(
+          Scope.addFinalizer(
+            scope,
+            Effect.suspend(() => finish(a, Effect.void))
+          ),
+          toHandle(makeHandle(a))
+        )),
     Effect.fail
   )
 
@@ -203,23 +222,49 @@ const runSection = <A, E, R, B>(
   Effect.flatMap(guard(effect, a.lease!, restore), (exit) => finish(a, Exit.map(exit, onSuccess)))
 
 /** Runs `effect` while holding `key`; interrupts it and fails with `LockLost` if the lock is lost. */
+export const withLease = <O, A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  key: string,
+  options: O | undefined,
+  check: Check<O>
+): Effect.Effect<A, E | LockNotAcquired | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
+  locked(key, options, check, false, (a, restore) => runSection(effect, a, restore, identity), Effect.fail)
+
+/** One try, never waits: `Option.none()` when the lock is held elsewhere. `wait` and `retry` are checked, then ignored. */
+export const tryWithLease = <O, A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  key: string,
+  options: O | undefined,
+  check: Check<O>
+): Effect.Effect<Option.Option<A>, E | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
+  locked(
+    key,
+    options,
+    check,
+    true,
+    (a, restore) => runSection(effect, a, restore, Option.some),
+    () => Effect.succeed(Option.none<A>())
+  )
+
+/** `acquireWith` for a lock. */
+export const acquire = (
+  key: string,
+  options?: Options | undefined
+): Effect.Effect<Handle, LockNotAcquired | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
+  acquireWith(key, options, checkSettings)
+
+/** `withLease` for a lock. */
 export const withLock = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   key: string,
   options?: Options | undefined
 ): Effect.Effect<A, E | LockNotAcquired | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
-  locked(key, options, false, (a, restore) => runSection(effect, a, restore, identity), Effect.fail)
+  withLease(effect, key, options, checkSettings)
 
-/** One try, never waits: `Option.none()` when the lock is held elsewhere. `wait` and `retry` are checked, then ignored. */
+/** `tryWithLease` for a lock. */
 export const tryWithLock = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   key: string,
   options?: Options | undefined
 ): Effect.Effect<Option.Option<A>, E | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
-  locked(
-    key,
-    options,
-    true,
-    (a, restore) => runSection(effect, a, restore, Option.some),
-    () => Effect.succeed(Option.none<A>())
-  )
+  tryWithLease(effect, key, options, checkSettings)

@@ -7,6 +7,7 @@ import type { LockKvError } from "../errors.js"
 import * as slots from "../slots.js"
 import { LockLost } from "./errors.js"
 import * as metrics from "./metrics.js"
+import type { StoreOps } from "./ops.js"
 import { storeState } from "./storeState.js"
 import * as time from "./time.js"
 import * as timers from "./timers.js"
@@ -24,6 +25,8 @@ export interface Lease {
   /** The TTL every automatic renewal sets. */
   readonly ttlMillis: number
   readonly autoExtend: boolean
+  /** Resets the TTL in the store (a lock key, or permits): `false` when no longer ours. */
+  readonly extend: StoreOps["extend"]
   /** Clock millis until which the lock is trusted: last confirmed send + ttl − margin. */
   validUntil: number
   /** Clock millis at which the last confirmed acquiring/renewing command was sent. */
@@ -82,11 +85,13 @@ export const makeLease = (options: {
   readonly sentAt: number
   /** The TTL the acquiring command set, when not `ttlMillis`. */
   readonly setTtlMillis?: number | undefined
+  readonly extend: StoreOps["extend"]
 }): Lease => ({
   key: options.key,
   token: options.token,
   ttlMillis: options.ttlMillis,
   autoExtend: options.autoExtend,
+  extend: options.extend,
   validUntil: options.sentAt + validityMillis(options.setTtlMillis ?? options.ttlMillis),
   lastSent: options.sentAt,
   currentTtlMillis: options.setTtlMillis ?? options.ttlMillis,
@@ -134,7 +139,7 @@ export const renew = (
 ): Effect.Effect<void, LockLost | LockKvError> =>
   Effect.gen(function*() {
     const sentAt = yield* time.now
-    const ok = yield* store.compareAndExpire(lease.key, lease.token, Duration.millis(ttlMillis)).pipe(
+    const ok = yield* lease.extend(store, lease.key, lease.token, Duration.millis(ttlMillis)).pipe(
       // A valid key and ttl were checked when the lock was taken.
       Effect.catchTag("InvalidArgument", (e) => Effect.die(e)),
       withSpan("effect-lock.extend", { "lock.key": lease.key })

@@ -6,6 +6,7 @@ import { checkDuration, checkKey, type DurationRule } from "../keys.js"
 import { defaultRetry } from "./backoff.js"
 import type { LockNotAcquired } from "./errors.js"
 import * as leases from "./leases.js"
+import { lockOps, type StoreOps } from "./ops.js"
 
 /** A lock call's key and options, checked. */
 export interface Settings {
@@ -16,6 +17,8 @@ export interface Settings {
   readonly waitMillis: number
   readonly retry: Schedule.Schedule<unknown, LockNotAcquired>
   readonly autoExtend: boolean
+  /** How the lease is taken, kept and given back in the store: a lock key, or permits. */
+  readonly ops: StoreOps
 }
 
 const defaultTtl = Duration.seconds(30)
@@ -55,7 +58,8 @@ export const checkSettings = (key: string, options: Options | undefined): Settin
       ttlMillis: defaultTtlMillis,
       waitMillis: defaultWaitMillis,
       retry: defaultRetry,
-      autoExtend: true
+      autoExtend: true,
+      ops: lockOps
     }
   }
   const retry = options.retry ?? defaultRetry
@@ -72,6 +76,7 @@ export const checkSettings = (key: string, options: Options | undefined): Settin
     ttlMillis: Duration.toMillis(ttl),
     waitMillis: Duration.toMillis(wait),
     retry,
-    autoExtend: options.autoExtend ?? true
+    autoExtend: options.autoExtend ?? true,
+    ops: lockOps
   }
 }

@@ -11,9 +11,12 @@ import type { AcquireResult, LockKv } from "../../LockKv.js"
 import { InvalidArgument } from "../errors.js"
 import {
   checkKey,
+  checkPermits,
   checkToken,
   checkTtl,
+  checkTtlMillis,
   defaultNamespace,
+  limitMismatch,
   validateKey,
   validateSetOptions,
   validateTtl
@@ -50,6 +53,34 @@ const leftover = (entry: Entry): Entry | undefined =>
 const without = (s: State, key: string, entry: Entry): State => {
   const rest = leftover(entry)
   return rest === undefined ? HashMap.remove(s, key) : rest === entry ? s : HashMap.set(s, key, rest)
+}
+
+/** One holder of a semaphore's permits. */
+interface Holder {
+  readonly permits: number
+  /** Clock millis at which its permits come back. */
+  expiresAt: number
+  readonly fence: number
+}
+
+/** One waiter in a semaphore's FIFO. */
+interface Waiter {
+  readonly token: string
+  readonly permits: number
+  /** Clock millis until which its place is kept (it renews it with every try). */
+  placeUntil: number
+}
+
+/**
+ * A semaphore: its holders, its FIFO of waiters, the limit they all use and
+ * its fencing counter. Kept after its last holder (for the fence), like a lock
+ * key's tombstone.
+ */
+interface Sem {
+  limit: number
+  fence: number
+  readonly holders: Map<string, Holder>
+  readonly queue: Array<Waiter>
 }
 
 /** How often the sweeper drops expired entries that nobody read again. */
@@ -214,6 +245,191 @@ export const make = (
           return fence === 0 ? Option.none() : Option.some(fence)
         }))
 
+    // -- semaphores: the same steps as the Redis scripts (scripts.ts), on plain
+    // maps. JavaScript runs one step at a time, so each call is atomic.
+    const sems = new Map<string, Sem>()
+
+    const pruneHolders = (sem: Sem, now: number): void => {
+      for (const [token, holder] of sem.holders) {
+        if (holder.expiresAt <= now) {
+          sem.holders.delete(token)
+        }
+      }
+    }
+    /** The first waiter whose place is still kept; those before it have gone. */
+    const liveHead = (sem: Sem, now: number): Waiter | undefined => {
+      while (sem.queue.length > 0 && sem.queue[0]!.placeUntil <= now) {
+        sem.queue.shift()
+      }
+      return sem.queue[0]
+    }
+    const inUse = (sem: Sem): number => {
+      let used = 0
+      for (const holder of sem.holders.values()) {
+        used += holder.permits
+      }
+      return used
+    }
+    /**
+     * Grants permits to the waiters at the head of the queue while they fit,
+     * each until its place would have ended; tells each but `self`, and gives
+     * the fence of `self` when it was granted.
+     */
+    const grant = (key: string, sem: Sem, now: number, self: string | undefined): number | undefined => {
+      let used = inUse(sem)
+      let mine: number | undefined
+      for (let head = liveHead(sem, now); head !== undefined; head = liveHead(sem, now)) {
+        if (used + head.permits > sem.limit) {
+          break
+        }
+        sem.queue.shift()
+        const fence = ++sem.fence
+        sem.holders.set(head.token, { permits: head.permits, expiresAt: head.placeUntil, fence })
+        used += head.permits
+        if (head.token === self) {
+          mine = fence
+        } else hub.signal(key, head.token, { _tag: "Granted", fence })
+      }
+      return mine
+    }
+    /** The time until a holder's permits come back (else until the head's place ends). */
+    const untilFree = (sem: Sem, now: number): Option.Option<Duration.Duration> => {
+      let first = Infinity
+      for (const holder of sem.holders.values()) {
+        if (holder.expiresAt < first) {
+          first = holder.expiresAt
+        }
+      }
+      if (first === Infinity && sem.queue.length > 0) {
+        first = sem.queue[0]!.placeUntil
+      }
+      return first === Infinity ? Option.none() : Option.some(Duration.millis(Math.max(0, first - now)))
+    }
+    /** Runs `f` on `key`'s semaphore (made on first use) with the time of the calling fiber's Clock. */
+    const withSem = <A>(key: string, f: (sem: Sem, now: number) => A) =>
+      Effect.withFiberRuntime<A>((fiber) => {
+        const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+        let sem = sems.get(key)
+        if (sem === undefined) {
+          sem = { limit: 0, fence: 0, holders: new Map(), queue: [] }
+          sems.set(key, sem)
+        }
+        pruneHolders(sem, now)
+        return Effect.succeed(f(sem, now))
+      })
+
+    const acquirePermits = (
+      key: string,
+      token: string,
+      permits: number,
+      limit: number,
+      ttl: Duration.Duration,
+      queue?: Duration.Duration | undefined
+    ) => {
+      const invalid = checkKey(key) ?? checkToken(token) ?? checkPermits(permits, limit)
+      if (invalid !== undefined) {
+        return Effect.fail(invalid)
+      }
+      const ttlMillis = checkTtlMillis(ttl)
+      if (ttlMillis instanceof InvalidArgument) {
+        return Effect.fail(ttlMillis)
+      }
+      const placeMillis = queue === undefined ? 0 : checkTtlMillis(queue, "queue")
+      if (placeMillis instanceof InvalidArgument) {
+        return Effect.fail(placeMillis)
+      }
+      return Effect.flatten(withSem(key, (sem, now): Effect.Effect<AcquireResult, InvalidArgument> => {
+        const mine = sem.holders.get(token)
+        if (mine !== undefined) {
+          mine.expiresAt = now + ttlMillis
+          return Effect.succeed({ _tag: "Acquired", fence: mine.fence })
+        }
+        const head = liveHead(sem, now)
+        if (sem.holders.size === 0 && head === undefined) {
+          sem.limit = limit
+        } else if (sem.limit !== limit) {
+          return Effect.fail(limitMismatch(key, sem.limit, limit))
+        }
+        if ((head === undefined || head.token === token) && inUse(sem) + permits <= limit) {
+          if (head !== undefined) {
+            sem.queue.shift()
+          }
+          const fence = ++sem.fence
+          sem.holders.set(token, { permits, expiresAt: now + ttlMillis, fence })
+          grant(key, sem, now, undefined)
+          return Effect.succeed({ _tag: "Acquired", fence })
+        }
+        if (placeMillis > 0) {
+          const waiter = sem.queue.find((w) =>
+            w.token === token
+          )
+          if (waiter !== undefined) {
+            waiter.placeUntil = now + placeMillis
+          } else sem.queue.push({ token, permits, placeUntil: now + placeMillis })
+        }
+        // Holders may have expired since the last release: the head may fit now.
+        const granted = grant(key, sem, now, token)
+        if (granted !== undefined) {
+          const holder = sem.holders.get(token)!
+          holder.expiresAt = now + ttlMillis
+          return Effect.succeed({ _tag: "Acquired", fence: granted })
+        }
+        return Effect.succeed({ _tag: "Held", remaining: untilFree(sem, now) })
+      }))
+    }
+
+    const releasePermits = (key: string, token: string) => {
+      const invalid = checkKey(key) ?? checkToken(token)
+      if (invalid !== undefined) {
+        return Effect.fail(invalid)
+      }
+      return withSem(key, (sem, now) => {
+        const held = sem.holders.delete(token)
+        if (!held) {
+          const index = sem.queue.findIndex((w) =>
+            w.token === token
+          )
+          if (index !== -1) {
+            sem.queue.splice(index, 1)
+          }
+        }
+        if (sem.limit > 0) {
+          grant(key, sem, now, undefined)
+        }
+        return held
+      })
+    }
+
+    const extendPermits = (key: string, token: string, ttl: Duration.Duration) => {
+      const invalid = checkKey(key) ?? checkToken(token)
+      if (invalid !== undefined) {
+        return Effect.fail(invalid)
+      }
+      const ttlMillis = checkTtlMillis(ttl)
+      if (ttlMillis instanceof InvalidArgument) {
+        return Effect.fail(ttlMillis)
+      }
+      return withSem(key, (sem, now) => {
+        const holder = sem.holders.get(token)
+        if (holder === undefined) {
+          return false
+        }
+        holder.expiresAt = now + ttlMillis
+        return true
+      })
+    }
+
+    const permitsInUse = (key: string) => {
+      const invalid = checkKey(key)
+      if (invalid !== undefined) {
+        return Effect.fail(invalid)
+      }
+      // A look makes no entry: only keys taken keep one (for their fence).
+      return Effect.suspend(() =>
+        sems.has(key) ? withSem(key, inUse) : Effect.succeed(0)
+      )
+    }
+
     return {
       backend: "memory",
       lifetime: yield* Effect.scope,
@@ -228,6 +444,10 @@ export const make = (
       release,
       fence,
       watchReleases: hub.watch,
-      notificationMark: hub.mark
+      notificationMark: hub.mark,
+      acquirePermits,
+      releasePermits,
+      extendPermits,
+      permitsInUse
     } satisfies LockKv.Service
   })

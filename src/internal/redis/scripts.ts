@@ -186,6 +186,243 @@ if released == 1 then redis.call("DEL", KEYS[1]) end
 return released
 `
 
+/**
+ * The KEYS of the semaphore scripts for the semaphore key `key`, all in its
+ * cluster slot: holders (zset: token → when its permits come back, server
+ * millis), permits (hash: token → "<permits>:<fence>"), the limit the
+ * holders use, the fence counter, and the FIFO of waiters: queue (list of
+ * tokens), places (zset: token → until when its place is kept), waiters
+ * (hash: token → "<permits> <channel>"). Named apart from a lock's companion
+ * keys, so a lock and a semaphore of one name never meet.
+ *
+ * @internal
+ */
+export type PermitKeys = readonly [
+  holders: string,
+  permits: string,
+  limit: string,
+  fence: string,
+  queue: string,
+  places: string,
+  waiters: string
+]
+
+/** @internal */
+export const permitKeys = (key: string): PermitKeys => [
+  companionKey(key, "sem.holders"),
+  companionKey(key, "sem.permits"),
+  companionKey(key, "sem.limit"),
+  companionKey(key, "sem.fence"),
+  companionKey(key, "sem.queue"),
+  companionKey(key, "sem.places"),
+  companionKey(key, "sem.waiters")
+]
+
+/**
+ * Shared by the semaphore scripts: the server's time, dropping holders whose
+ * TTL has passed, the permits in use, and `grant`, which hands permits to the
+ * live waiters at the head of the queue while they fit (in order: the head
+ * blocks the rest), each until its place would have ended, with a new fence,
+ * told on its store's channel with `<token>|<fence>|<caller key>` (as a lock's
+ * release tells its waiter). `keep` sets the TTL of the holders' keys to the
+ * last holder's expiry (and the limit's to the queue's too), so nothing
+ * outlives its last holder or waiter but the fence counter.
+ */
+const permitHelpers = `
+local function now_ms()
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function prune(now)
+  local gone = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now)
+  for _, token in ipairs(gone) do redis.call("HDEL", KEYS[2], token) end
+  if #gone > 0 then redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", now) end
+end
+local function in_use()
+  local used = 0
+  for _, v in ipairs(redis.call("HVALS", KEYS[2])) do used = used + tonumber(string.match(v, "^%d+")) end
+  return used
+end
+local function live_head(now)
+  local head = redis.call("LINDEX", KEYS[5], 0)
+  while head do
+    local until_ms = redis.call("ZSCORE", KEYS[6], head)
+    if until_ms and tonumber(until_ms) > now then return head, tonumber(until_ms) end
+    redis.call("LPOP", KEYS[5])
+    redis.call("ZREM", KEYS[6], head)
+    redis.call("HDEL", KEYS[7], head)
+    head = redis.call("LINDEX", KEYS[5], 0)
+  end
+  return false
+end
+-- told: channel, message pairs (for the caller's in-process shortcut); returns the fence of self if granted.
+-- At most 1000 grants a call (the reply must stay unpackable): the next head's own try grants on.
+local function grant(now, limit, self, caller_key, told)
+  local used = in_use()
+  local mine = false
+  for _ = 1, 1000 do
+    local head, head_until = live_head(now)
+    if not head then break end
+    local want = redis.call("HGET", KEYS[7], head) or "0 "
+    local n = tonumber(string.match(want, "^%d+"))
+    if n == 0 or used + n > limit then break end
+    local fence = redis.call("INCR", KEYS[4])
+    redis.call("ZADD", KEYS[1], head_until, head)
+    redis.call("HSET", KEYS[2], head, n .. ":" .. fence)
+    used = used + n
+    redis.call("LPOP", KEYS[5])
+    redis.call("ZREM", KEYS[6], head)
+    redis.call("HDEL", KEYS[7], head)
+    if head == self then
+      mine = fence
+    else
+      local channel = string.match(want, "^%d+ (.*)$")
+      local message = head .. "|" .. fence .. "|" .. caller_key
+      redis.call("PUBLISH", channel, message)
+      told[#told + 1] = channel
+      told[#told + 1] = message
+    end
+  end
+  return mine
+end
+local function keep(now)
+  local last = redis.call("ZRANGE", KEYS[1], -1, -1, "WITHSCORES")
+  local horizon = 0
+  if last[2] then horizon = tonumber(last[2]) - now end
+  if horizon > 0 then
+    redis.call("PEXPIRE", KEYS[1], horizon)
+    redis.call("PEXPIRE", KEYS[2], horizon)
+  end
+  local queued = redis.call("PTTL", KEYS[5])
+  if queued > horizon then horizon = queued end
+  if horizon > 0 then redis.call("PEXPIRE", KEYS[3], horizon) else redis.call("DEL", KEYS[3]) end
+end
+`
+
+/**
+ * KEYS: `PermitKeys`. ARGV: token, permits, limit, ttl ms, place ms (0: one
+ * try), the caller's channel, the caller's key. See `LockKv.acquirePermits`.
+ * Replies `{ 1, fence, told... }` when `token` holds its permits,
+ * `{ 0, ms until a holder's TTL ends (-1: none), told... }` when refused,
+ * `{ -1, limit in use }` on a limit mismatch; `told` = the channel, message
+ * pairs of the grants it made to other waiters.
+ *
+ * @internal
+ */
+export const acquirePermits = permitHelpers + `
+local now = now_ms()
+prune(now)
+local token, n, limit, ttl, place = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local mine = redis.call("HGET", KEYS[2], token)
+if mine then
+  -- Granted while the waiter was not looking, or a retry of a try whose reply was lost.
+  redis.call("ZADD", KEYS[1], now + ttl, token)
+  keep(now)
+  return { 1, tonumber(string.match(mine, ":(%d+)$")) }
+end
+local head = live_head(now)
+-- Every holder and waiter uses one limit: the first one's, until none is left.
+local stored = redis.call("GET", KEYS[3])
+if not stored or (not head and redis.call("EXISTS", KEYS[1]) == 0) then
+  redis.call("SET", KEYS[3], limit)
+elseif tonumber(stored) ~= limit then
+  return { -1, tonumber(stored) }
+end
+local told = {}
+if (not head or head == token) and in_use() + n <= limit then
+  if head then
+    redis.call("LPOP", KEYS[5])
+    redis.call("ZREM", KEYS[6], token)
+    redis.call("HDEL", KEYS[7], token)
+  end
+  local fence = redis.call("INCR", KEYS[4])
+  redis.call("ZADD", KEYS[1], now + ttl, token)
+  redis.call("HSET", KEYS[2], token, n .. ":" .. fence)
+  if head then grant(now, limit, false, ARGV[7], told) end
+  keep(now)
+  return { 1, fence, unpack(told) }
+end
+if place > 0 then
+  if redis.call("ZADD", KEYS[6], now + place, token) == 1 then
+    redis.call("RPUSH", KEYS[5], token)
+    redis.call("HSET", KEYS[7], token, n .. " " .. ARGV[6])
+  end
+  -- The queue outlives its last waiter by at most one place.
+  redis.call("PEXPIRE", KEYS[5], place * 2)
+  redis.call("PEXPIRE", KEYS[6], place * 2)
+  redis.call("PEXPIRE", KEYS[7], place * 2)
+end
+-- Holders may have expired since the last release: the head may fit now.
+local granted = grant(now, limit, token, ARGV[7], told)
+if granted then
+  redis.call("ZADD", KEYS[1], now + ttl, token)
+  keep(now)
+  return { 1, granted, unpack(told) }
+end
+keep(now)
+local first = redis.call("ZRANGE", KEYS[1], 0, 0, "WITHSCORES")
+local remaining = -1
+if first[2] then remaining = tonumber(first[2]) - now end
+return { 0, remaining, unpack(told) }
+`
+
+/**
+ * KEYS: `PermitKeys`. ARGV: token, the caller's key. Gives back the permits
+ * of `token` or its place in the queue, then grants to the head of the queue.
+ * Replies `{ 1 or 0 (held permits), told... }`.
+ *
+ * @internal
+ */
+export const releasePermits = permitHelpers + `
+local now = now_ms()
+prune(now)
+local released = 0
+if redis.call("HDEL", KEYS[2], ARGV[1]) == 1 then
+  redis.call("ZREM", KEYS[1], ARGV[1])
+  released = 1
+elseif redis.call("ZREM", KEYS[6], ARGV[1]) == 1 then
+  redis.call("LREM", KEYS[5], 1, ARGV[1])
+  redis.call("HDEL", KEYS[7], ARGV[1])
+end
+local told = {}
+local limit = redis.call("GET", KEYS[3])
+if limit then
+  grant(now, tonumber(limit), false, ARGV[2], told)
+  keep(now)
+end
+return { released, unpack(told) }
+`
+
+/**
+ * KEYS: `PermitKeys`. ARGV: token, ttl ms. 1 when `token` held permits and
+ * their TTL was reset, else 0.
+ *
+ * @internal
+ */
+export const extendPermits = permitHelpers + `
+local now = now_ms()
+prune(now)
+if redis.call("HEXISTS", KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call("ZADD", KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+keep(now)
+return 1
+`
+
+/**
+ * KEYS: `PermitKeys` (the first two). The permits held now.
+ *
+ * @internal
+ */
+export const permitsInUse = permitHelpers + `
+local now = now_ms()
+local used = 0
+for _, token in ipairs(redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. now, "+inf")) do
+  local v = redis.call("HGET", KEYS[2], token)
+  if v then used = used + tonumber(string.match(v, "^%d+")) end
+end
+return used
+`
+
 /** A script as sent: its source, its SHA1 (for EVALSHA) and its number of KEYS. @internal */
 export interface Script {
   readonly lua: string
@@ -224,6 +461,15 @@ export const lockAcquire: Script = script(acquire, 5)
  * @internal
  */
 export const lockRelease: Script = script(release, 5)
+
+/** @internal */
+export const semAcquire: Script = script(acquirePermits, 7)
+/** @internal */
+export const semRelease: Script = script(releasePermits, 7)
+/** @internal */
+export const semExtend: Script = script(extendPermits, 7)
+/** @internal */
+export const semInUse: Script = script(permitsInUse, 7)
 
 /** ioredis turns the reply's bulk strings into strings (as its own commands do). */
 const replyAsStrings = { replyEncoding: "utf8" } as const
@@ -290,6 +536,13 @@ export interface Scripts {
     channel: string
   ) => Promise<unknown>
   readonly release: (reload: boolean, keys: LockKeys, token: string, callerKey: string) => Promise<unknown>
+  /** The semaphore scripts: KEYS, then ARGV as the script takes them. */
+  readonly permits: (
+    reload: boolean,
+    which: "acquire" | "release" | "extend" | "inUse",
+    keys: PermitKeys,
+    argv: ReadonlyArray<string>
+  ) => Promise<unknown>
 }
 
 /** @internal */
@@ -314,7 +567,14 @@ export const makeScripts = (client: Redis): Scripts => {
   const cae = sender(lockCompareAndExpire)
   const acq = sender(lockAcquire)
   const rel = sender(lockRelease)
+  const sem = {
+    acquire: sender(semAcquire),
+    release: sender(semRelease),
+    extend: sender(semExtend),
+    inUse: sender(semInUse)
+  }
   return {
+    permits: (reload, which, keys, argv) => sem[which](reload, ["", "7", ...keys, ...argv]),
     compareAndDelete: (reload, key, expected) => cad(reload, ["", lockCompareAndDelete.numberOfKeys, key, expected]),
     compareAndExpire: (reload, key, expected, ttlMillis) =>
       cae(reload, ["", lockCompareAndExpire.numberOfKeys, key, expected, ttlMillis]),
@@ -374,3 +634,44 @@ export const releaseReply =
     if (typeof channel === "string" && typeof message === "string") handedOn(channel, message)
     return code === 3 ? succeedTrue : succeedFalse
   }
+
+/**
+ * The semaphore acquire script's reply: `[1, fence, told...]`, `[0, ms,
+ * told...]` or `[-1, limit]` (a `Mismatch`). `handedOn` is told each
+ * grant the script made (see `releaseReply`).
+ *
+ * @internal
+ */
+export const toPermitsResult = (handedOn: (channel: string, message: string) => void) =>
+(
+  reply: unknown
+): Effect.Effect<LockKv.AcquireResult | { readonly _tag: "Mismatch"; readonly limit: number }, LockKvError> => {
+  if (!Array.isArray(reply) || reply.length < 2 || typeof reply[1] !== "number") {
+    return Effect.fail(unexpected("acquirePermits", reply))
+  }
+  tellGrants(handedOn, reply, 2)
+  if (reply[0] === -1) return Effect.succeed({ _tag: "Mismatch", limit: reply[1] })
+  return Effect.succeed(
+    reply[0] === 1 ? { _tag: "Acquired", fence: reply[1] } : { _tag: "Held", remaining: toRemaining(reply[1]) }
+  )
+}
+
+/** The semaphore release script's `[0 or 1, told...]`. @internal */
+export const permitsReleaseReply =
+  (handedOn: (channel: string, message: string) => void) => (reply: unknown): Effect.Effect<boolean, LockKvError> => {
+    if (!Array.isArray(reply) || reply.length < 1) return Effect.fail(unexpected("releasePermits", reply))
+    tellGrants(handedOn, reply, 1)
+    return reply[0] === 1 ? succeedTrue : succeedFalse
+  }
+
+const tellGrants = (
+  handedOn: (channel: string, message: string) => void,
+  reply: ReadonlyArray<unknown>,
+  from: number
+): void => {
+  for (let i = from; i + 1 < reply.length; i += 2) {
+    const channel = reply[i]
+    const message = reply[i + 1]
+    if (typeof channel === "string" && typeof message === "string") handedOn(channel, message)
+  }
+}

@@ -15,9 +15,11 @@ import type * as LockKv from "../../LockKv.js"
 import { InvalidArgument, type LockKvError } from "../errors.js"
 import {
   checkKey,
+  checkPermits,
   checkToken,
   checkTtlMillis,
   companionKey,
+  limitMismatch,
   namespaced,
   validateKey,
   validateSetOptions,
@@ -35,6 +37,8 @@ const invalidValue = (argument: string) => new InvalidArgument({ argument, messa
 const asIs = <A>(reply: A): Effect.Effect<A> => Effect.succeed(reply)
 
 const releaseReply = scripts.releaseReply(tellInProcess)
+const permitsReleaseReply = scripts.permitsReleaseReply(tellInProcess)
+const toPermitsResult = scripts.toPermitsResult(tellInProcess)
 
 /** @internal */
 export const make = (
@@ -58,6 +62,9 @@ export const make = (
     /** The KEYS of the lock scripts for `key`, or why `key` is invalid. */
     const lockKeys = (key: string): scripts.LockKeys | InvalidArgument =>
       checkKey(key) ?? scripts.lockKeys(namespaced(namespace, key))
+    /** The KEYS of the semaphore scripts for `key`, or why `key` is invalid. */
+    const permitKeys = (key: string): scripts.PermitKeys | InvalidArgument =>
+      checkKey(key) ?? scripts.permitKeys(namespaced(namespace, key))
     const full = (key: string) => Effect.map(validateKey(key), (k) => namespaced(namespace, k))
     const str = (value: unknown, argument: string) =>
       typeof value === "string" ? Effect.succeed(value) : Effect.fail(invalidValue(argument))
@@ -146,6 +153,55 @@ export const make = (
           return Option.some(fence)
         }),
       watchReleases: channel.hub.watch,
-      notificationMark: channel.hub.mark
+      notificationMark: channel.hub.mark,
+      acquirePermits: (key, token, permits, limit, ttl, queue) => {
+        const keys = permitKeys(key)
+        if (keys instanceof InvalidArgument) return Effect.fail(keys)
+        const invalid = checkToken(token) ?? checkPermits(permits, limit)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const millis = checkTtlMillis(ttl)
+        if (millis instanceof InvalidArgument) return Effect.fail(millis)
+        const place = queue === undefined ? 0 : checkTtlMillis(queue, "queue")
+        if (place instanceof InvalidArgument) return Effect.fail(place)
+        const argv = [token, String(permits), String(limit), String(millis), String(place), channel.name, key]
+        return Effect.flatMap(
+          call("acquirePermits", (reload) => script.permits(reload, "acquire", keys, argv), toPermitsResult),
+          (result) =>
+            result._tag === "Mismatch" ? Effect.fail(limitMismatch(key, result.limit, limit)) : Effect.succeed(result)
+        )
+      },
+      releasePermits: (key, token) => {
+        const keys = permitKeys(key)
+        if (keys instanceof InvalidArgument) return Effect.fail(keys)
+        const invalid = checkToken(token)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        return call(
+          "releasePermits",
+          (reload) => script.permits(reload, "release", keys, [token, key]),
+          permitsReleaseReply
+        )
+      },
+      extendPermits: (key, token, ttl) => {
+        const keys = permitKeys(key)
+        if (keys instanceof InvalidArgument) return Effect.fail(keys)
+        const invalid = checkToken(token)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const millis = checkTtlMillis(ttl)
+        if (millis instanceof InvalidArgument) return Effect.fail(millis)
+        return call(
+          "extendPermits",
+          (reload) => script.permits(reload, "extend", keys, [token, String(millis)]),
+          scripts.isOne
+        )
+      },
+      permitsInUse: (key) => {
+        const keys = permitKeys(key)
+        if (keys instanceof InvalidArgument) return Effect.fail(keys)
+        return call(
+          "permitsInUse",
+          (reload) => script.permits(reload, "inUse", keys, []),
+          (reply) => typeof reply === "number" ? Effect.succeed(reply) : unexpected("permitsInUse", reply)
+        )
+      }
     }
   })

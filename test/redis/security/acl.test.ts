@@ -46,7 +46,13 @@ export const requiredCommands = [
   "hset",
   "hget",
   "hdel",
-  "publish"
+  "publish",
+  // The semaphore scripts: holders by expiry, their permits.
+  "zrangebyscore",
+  "zremrangebyscore",
+  "zrange",
+  "hvals",
+  "hexists"
 ] as const
 /** Not needed, but without them ioredis skips its ready check (with a console warning) and the connection has no name. */
 export const recommendedCommands = ["info", "client|setname"] as const
@@ -102,6 +108,22 @@ const everyPrimitive = (kv: LockKv.LockKv.Service) =>
       expect((yield* kv.acquire(key, "w2", ttl, place))._tag).toBe("Acquired") // and takes it
       expect(Option.isSome(yield* kv.fence(key))).toBe(true)
       expect(yield* kv.release(key, "w2")).toBe(true)
+    }
+    for (const key of ["pool", "{tagged}pool"]) {
+      expect((yield* kv.acquirePermits(key, "h1", 2, 3, ttl))._tag).toBe("Acquired")
+      expect((yield* kv.acquirePermits(key, "brief", 1, 3, Duration.millis(1)))._tag).toBe("Acquired")
+      expect((yield* kv.acquirePermits(key, "w1", 3, 3, ttl, place))._tag).toBe("Held")
+      expect((yield* kv.acquirePermits(key, "w2", 1, 3, ttl, place))._tag).toBe("Held")
+      expect((yield* kv.acquirePermits(key, "w3", 1, 3, ttl, place))._tag).toBe("Held")
+      expect(yield* Effect.either(kv.acquirePermits(key, "w4", 1, 4, ttl, place))).toMatchObject({ _tag: "Left" })
+      expect(yield* kv.releasePermits(key, "w3")).toBe(false) // a waiter leaves the queue
+      yield* Effect.sleep("5 millis") // "brief" expires: the next script drops it
+      expect(yield* kv.extendPermits(key, "h1", ttl)).toBe(true)
+      expect(yield* kv.permitsInUse(key)).toBe(2)
+      expect(yield* kv.releasePermits(key, "h1")).toBe(true) // the head is granted its permits and told
+      expect((yield* kv.acquirePermits(key, "w1", 3, 3, ttl, place))._tag).toBe("Acquired") // and finds them
+      expect(yield* kv.releasePermits(key, "w1")).toBe(true)
+      expect(yield* kv.releasePermits(key, "w2")).toBe(true)
     }
   })
 
