@@ -67,7 +67,11 @@ const tree = readTree()
 const baseline: Baseline | undefined = config.baseline === undefined ? undefined : await (async (ref) => {
   try {
     const loaded = await prepareBaseline(ref, config.baselinePatch, log)
-    log(`bench: baseline ${loaded.ref} = ${loaded.sha.slice(0, 12)}, from ${loaded.dir}${loaded.built ? " (built now)" : ""}`)
+    log(
+      `bench: baseline ${loaded.ref} = ${loaded.sha.slice(0, 12)}, from ${loaded.dir}${
+        loaded.built ? " (built now)" : ""
+      }`
+    )
     if (loaded.buildWarning !== undefined) log(`bench: WARNING: ${loaded.buildWarning}`)
     return loaded
   } catch (error) {

@@ -20,8 +20,10 @@ import { int, num, renderTable, section } from "../lib/table.js"
 import { atLeast, type Target } from "../lib/targets.js"
 import { collectGarbage, cpuMicros, now, within } from "../lib/time.js"
 
-// The built package, as users run it (see lib/effectLock.ts).
-const { LockKv, Semaphore }: typeof EffectLock = await import("../../dist/index.js")
+// The built package, as users run it (see lib/effectLock.ts); a path in a
+// variable, so that type-checking needs no dist/ (CI type-checks before it builds).
+const dist = "../../dist/index.js"
+const { LockKv, Semaphore }: typeof EffectLock = await import(dist)
 
 interface Client {
   readonly runLoop: (until: number, holdMs: number, probe: Probe, stats: LoopStats) => Promise<void>
