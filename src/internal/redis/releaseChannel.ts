@@ -6,7 +6,7 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { Redis } from "ioredis"
+import type { Client } from "./connection.js"
 import { randomBytes } from "node:crypto"
 import type * as LockKv from "../../LockKv.js"
 import { BoundedMap } from "../boundedMap.js"
@@ -77,7 +77,7 @@ export interface ReleaseChannel {
  */
 export const makeReleaseChannel = (
   namespace: string,
-  subscriber: Redis
+  subscriber: Client
 ): Effect.Effect<ReleaseChannel, never, Scope.Scope> =>
   Effect.suspend(() => {
     const hub = makeReleaseHub()

@@ -289,11 +289,22 @@ export interface Scripts {
   readonly release: (reload: boolean, keys: LockKeys, token: string, callerKey: string) => Promise<unknown>
 }
 
+/**
+ * `makeScripts` sends through a server's client, or a cluster's: that one has
+ * no `stream` (a socket per node), so every script goes as EVALSHA, and the
+ * node that answers NOSCRIPT gets it as EVAL (`reload`).
+ *
+ * @internal
+ */
+export interface ScriptClient {
+  readonly sendCommand: Redis["sendCommand"]
+  readonly stream?: unknown
+}
+
 /** @internal */
-export const makeScripts = (client: Redis): Scripts => {
+export const makeScripts = (client: ScriptClient): Scripts => {
   const sender = (script: Script) => {
     // The socket the script was last sent on as EVAL: after that, EVALSHA finds it there.
-    // (A cluster client has one socket per node: it would need this per node.)
     let loadedOn: unknown = undefined
     // `args[0]` is the slot of the SHA or the source; each call passes a new array.
     return (reload: boolean, args: Array<string>): Promise<unknown> => {

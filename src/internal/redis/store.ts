@@ -23,18 +23,71 @@ import {
   validateSetOptions,
   validateTtl
 } from "../keys.js"
-import { makeCall } from "./call.js"
-import { acquireConnections, connect } from "./connection.js"
+import { type Call, makeCall, watchStalls } from "./call.js"
+import { acquireCluster } from "./cluster.js"
+import { acquireConnections, type Client, connect } from "./connection.js"
 import { unexpected } from "./errors.js"
-import { clientOptions, resolveOptions } from "./options.js"
-import { makeReleaseChannel, tellInProcess } from "./releaseChannel.js"
+import { clientOptions, type ResolvedOptions, resolveOptions } from "./options.js"
+import { makeReleaseChannel, type ReleaseChannel, tellInProcess } from "./releaseChannel.js"
 import * as scripts from "./scripts.js"
+import { acquiredWithReplicas, checkReplication, expiredWithReplicas, isRedirection, withWait } from "./wait.js"
 
 const invalidValue = (argument: string) => new InvalidArgument({ argument, message: `${argument} must be a string` })
 
 const asIs = <A>(reply: A): Effect.Effect<A> => Effect.succeed(reply)
 
 const releaseReply = scripts.releaseReply(tellInProcess)
+
+/** What the store sends through, on one server or a cluster. */
+interface Wiring {
+  readonly client: Client
+  readonly script: scripts.Scripts
+  readonly call: Call
+  readonly channel: ReleaseChannel
+  /** The connection to `lock`'s master and the scripts sent on it. */
+  readonly masterOf: (lock: string) => { readonly node: scripts.ScriptClient; readonly scripts: scripts.Scripts }
+  /** A cluster's: read the slots again. */
+  readonly refreshSlots: (() => void) | undefined
+}
+
+/**
+ * Connects: one server (standalone, or the primary Sentinel names), or a
+ * cluster (cluster.ts); two connections each, one for commands and one for
+ * the release channel, held in the Scope.
+ */
+const connectTo = (resolved: ResolvedOptions): Effect.Effect<Wiring, LockKvError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { topology } = resolved
+    if (topology._tag === "Cluster") {
+      const cluster = yield* acquireCluster(resolved, topology.nodes)
+      const channel = yield* makeReleaseChannel(resolved.namespace, cluster.subscriber.client)
+      yield* connect(cluster.main, cluster.subscriber, channel.name, resolved)
+      return {
+        client: cluster.main.client,
+        script: scripts.makeScripts(cluster.main.client),
+        call: yield* makeCall(cluster.main, resolved.secrets, cluster.watch),
+        channel,
+        masterOf: cluster.masterOf,
+        refreshSlots: cluster.refreshSlots
+      }
+    }
+    const { main, subscriber } = yield* acquireConnections(
+      resolved,
+      (retryStrategy) => new Redis(clientOptions(resolved, retryStrategy))
+    )
+    const channel = yield* makeReleaseChannel(resolved.namespace, subscriber.client)
+    yield* connect(main, subscriber, channel.name, resolved)
+    const script = scripts.makeScripts(main.client)
+    const master = { node: main.client, scripts: script }
+    return {
+      client: main.client,
+      script,
+      call: yield* makeCall(main, resolved.secrets, watchStalls(main.client)),
+      channel,
+      masterOf: () => master,
+      refreshSlots: undefined
+    }
+  })
 
 /** @internal */
 export const make = (
@@ -43,17 +96,28 @@ export const make = (
   Effect.gen(function*() {
     const resolved = yield* resolveOptions(options)
     const { namespace } = resolved
-    const { main, subscriber } = yield* acquireConnections(
-      resolved,
-      (retryStrategy) => new Redis(clientOptions(resolved, retryStrategy))
-    )
-    const channel = yield* makeReleaseChannel(namespace, subscriber.client)
-    yield* connect(main, subscriber, channel.name, resolved)
+    const { call, channel, client, masterOf, refreshSlots, script } = yield* connectTo(resolved)
     yield* Effect.logDebug(`effect-lock: connected to Redis at ${resolved.where}, database ${resolved.db}`)
 
-    const client = main.client
-    const script = scripts.makeScripts(client)
-    const call = yield* makeCall(main, resolved.secrets)
+    /**
+     * The write `send` makes, on the connection to the key's master, then WAIT
+     * there (`withWait`). On a cluster that connection is used directly: a
+     * MOVED it meets fails the call (the lock engine tries again) and has
+     * ioredis read the slots again.
+     */
+    const replicated = (
+      lock: string,
+      replication: { readonly replicas: number; readonly timeoutMillis: number },
+      send: (scripts: scripts.Scripts) => Promise<unknown>
+    ): Promise<unknown> => {
+      const master = masterOf(lock)
+      const sent = withWait(master.node, send(master.scripts), replication)
+      if (refreshSlots === undefined) return sent
+      return sent.catch((error: unknown) => {
+        if (isRedirection(error)) refreshSlots()
+        throw error
+      })
+    }
 
     /** The KEYS of the lock scripts for `key`, or why `key` is invalid. */
     const lockKeys = (key: string): scripts.LockKeys | InvalidArgument =>
@@ -90,15 +154,24 @@ export const make = (
           const e = yield* str(expected, "expected")
           return yield* call("compareAndDelete", (reload) => script.compareAndDelete(reload, k, e), scripts.isOne)
         }),
-      compareAndExpire: (key, expected, ttl) =>
+      compareAndExpire: (key, expected, ttl, replication) =>
         Effect.gen(function*() {
           const k = yield* full(key)
           const e = yield* str(expected, "expected")
           const millis = String(Duration.toMillis(yield* validateTtl(ttl)))
+          if (replication === undefined) {
+            return yield* call(
+              "compareAndExpire",
+              (reload) => script.compareAndExpire(reload, k, e, millis),
+              scripts.isOne
+            )
+          }
+          const asked = checkReplication(replication)
+          if (asked instanceof InvalidArgument) return yield* asked
           return yield* call(
             "compareAndExpire",
-            (reload) => script.compareAndExpire(reload, k, e, millis),
-            scripts.isOne
+            (reload) => replicated(k, asked, (on) => on.compareAndExpire(reload, k, e, millis)),
+            expiredWithReplicas(asked.replicas, asked.timeoutMillis)
           )
         }),
       pttl: (key) =>
@@ -108,7 +181,7 @@ export const make = (
         ),
       // The hot path of every lock cycle: synchronous checks (pure, so done when
       // the Effect is built), then one command, whose reply is read in its callback.
-      acquire: (key, token, ttl, queue) => {
+      acquire: (key, token, ttl, queue, replication) => {
         const keys = lockKeys(key)
         if (keys instanceof InvalidArgument) return Effect.fail(keys)
         const invalid = checkToken(token)
@@ -123,10 +196,20 @@ export const make = (
         }
         const ttlArg = String(millis)
         const placeArg = String(place)
+        if (replication === undefined) {
+          return call(
+            "acquire",
+            (reload) => script.acquire(reload, keys, token, ttlArg, placeArg, channel.name),
+            scripts.toAcquireResult
+          )
+        }
+        const asked = checkReplication(replication)
+        if (asked instanceof InvalidArgument) return Effect.fail(asked)
         return call(
           "acquire",
-          (reload) => script.acquire(reload, keys, token, ttlArg, placeArg, channel.name),
-          scripts.toAcquireResult
+          (reload) =>
+            replicated(keys[0], asked, (on) => on.acquire(reload, keys, token, ttlArg, placeArg, channel.name)),
+          acquiredWithReplicas(scripts.toAcquireResult)
         )
       },
       release: (key, token) => {

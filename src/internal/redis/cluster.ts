@@ -1,0 +1,206 @@
+/**
+ * The Redis store on a Redis Cluster: ioredis' `Cluster` client, with the
+ * options that keep every command bounded in time and never sent late, a
+ * per-node stall watchdog, and the master node of a key's slot (for WAIT,
+ * which must follow the write on the same connection).
+ *
+ * The scripts stay as they are: each touches only keys in its lock key's slot
+ * (`lockKeys`), so ioredis routes it by its first key. Release notices keep
+ * plain PUBLISH/SUBSCRIBE: Redis forwards a PUBLISH over the cluster bus to
+ * every node, so the store's subscriber (on any node, moved by ioredis when
+ * that node goes) hears it. That costs each message one bus hop per node;
+ * sharded pub/sub, which would not, is not used (see the README).
+ */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import { Cluster, type ClusterOptions, Command, type Redis } from "ioredis"
+import type * as LockKv from "../../LockKv.js"
+import type { StallWatch } from "./call.js"
+import { acquireConnection, commandTimeoutMillis, type Connection } from "./connection.js"
+import { noReplyWithin } from "./errors.js"
+import { clientOptions, type ResolvedOptions } from "./options.js"
+import { makeScripts, type Scripts } from "./scripts.js"
+
+const stallCheckMillis = 250
+
+/**
+ * ioredis' cluster options. No command may run after the Effect that sent it
+ * gave up (a late acquire would leave a lock nobody owns), so nothing waits
+ * inside ioredis for long:
+ *
+ * - `enableOfflineQueue: false`: while the cluster is not ready, a command
+ *   fails at once instead of being queued.
+ * - `retryDelayOnFailover: 0`, `retryDelayOnClusterDown: 0`: a command whose
+ *   node connection closed, or that met CLUSTERDOWN, fails at once (its
+ *   outcome is unknown: the lock engine confirms or undoes it by token, and
+ *   retries in Effect, within its own deadline) rather than be re-sent by a
+ *   timer that knows nothing of that deadline.
+ * - MOVED and ASK are followed at once (`retryDelayOnMoved: 0`): the command
+ *   did not run, and is re-sent in the same turn to the node that has the
+ *   slot, still while its caller waits. TRYAGAIN (a multi-key command during
+ *   a slot migration) is re-sent after 20 ms, at most `maxRedirections` (8)
+ *   redirections in all: under 200 ms. Re-sends keep their order, so the
+ *   release that undoes an acquisition never overtakes it.
+ * - Node connections (made by ioredis) never re-send a command after a
+ *   disconnect (`maxRetriesPerRequest: 0`, `autoResendUnfulfilledCommands:
+ *   false`) and are not reconnected (ioredis drops a lost node and finds the
+ *   new master from the slots). A new node connection queues commands only
+ *   while it connects, within `connectTimeout`.
+ */
+const clusterOptions = (
+  resolved: ResolvedOptions,
+  retryStrategy: (times: number) => number | null,
+  connectionName: string,
+  extra: Partial<Redis["options"]> = {}
+): ClusterOptions => {
+  const {
+    db: _db,
+    enableOfflineQueue: _offline,
+    host: _host,
+    lazyConnect: _lazy,
+    port: _port,
+    reconnectOnError: _reconnect,
+    retryStrategy: _retry,
+    ...redisOptions
+  } = clientOptions(resolved, retryStrategy)
+  return {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    enableReadyCheck: true,
+    clusterRetryStrategy: retryStrategy,
+    scaleReads: "master",
+    maxRedirections: 8,
+    retryDelayOnMoved: 0,
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
+    retryDelayOnTryAgain: 20,
+    slotsRefreshTimeout: 1000,
+    slotsRefreshInterval: 2000,
+    redisOptions: { ...redisOptions, ...extra, connectionName }
+  }
+}
+
+/**
+ * The stall watchdog of a cluster client: every `stallCheckMillis` it looks at
+ * the oldest command each node connection awaits a reply to; one that has
+ * waited `commandTimeoutMillis` means a silent node (frozen, half-open TCP),
+ * whose socket is then destroyed: its commands fail at once, and ioredis finds
+ * the slot's master again. No timer per command.
+ */
+const watchNodes = (cluster: Cluster): Effect.Effect<StallWatch, never, Scope.Scope> =>
+  Effect.suspend(() => {
+    let drops = 0
+    const oldest = new WeakMap<Redis, { readonly command: unknown; readonly since: number }>()
+    const noop = () => {}
+    const watch: StallWatch = {
+      sent: noop,
+      settled: noop,
+      get drops() {
+        return drops
+      }
+    }
+    const look = () => {
+      const now = performance.now()
+      for (const node of cluster.nodes("all")) {
+        const head: unknown = node.commandQueue.peekFront()
+        if (head === undefined) {
+          oldest.delete(node)
+          continue
+        }
+        const seen = oldest.get(node)
+        if (seen === undefined || seen.command !== head) {
+          oldest.set(node, { command: head, since: now })
+        } else if (now - seen.since >= commandTimeoutMillis) {
+          drops++
+          oldest.set(node, { command: head, since: now })
+          node.stream?.destroy(new Error(noReplyWithin(commandTimeoutMillis)))
+        }
+      }
+    }
+    return Effect.as(
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const timer = setInterval(look, stallCheckMillis)
+          timer.unref()
+          return timer
+        }),
+        (timer) => Effect.sync(() => clearInterval(timer))
+      ),
+      watch
+    )
+  })
+
+/** @internal */
+export interface ClusterWiring {
+  readonly main: Connection<Cluster>
+  readonly subscriber: Connection<Cluster>
+  readonly watch: Effect.Effect<StallWatch, never, Scope.Scope>
+  /**
+   * The connection to the master serving `key`'s slot now, and the scripts
+   * sent on it: a command and a WAIT sent through it back to back are one
+   * pipeline on one connection. Throws when no master is known for the slot.
+   */
+  readonly masterOf: (key: string) => { readonly node: Redis; readonly scripts: Scripts }
+  /** Asks ioredis to read the slots again (after a MOVED met outside its routing). */
+  readonly refreshSlots: () => void
+}
+
+/**
+ * Two cluster clients (commands, release channel), not connected yet (see
+ * `connection.connect`), held in the Scope.
+ *
+ * @internal
+ */
+export const acquireCluster = (
+  resolved: ResolvedOptions,
+  nodes: ReadonlyArray<LockKv.LockKv.Address>
+): Effect.Effect<ClusterWiring, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<never>()
+    const startupNodes = nodes.map(({ host, port }) => ({ host, port }))
+    const main = yield* acquireConnection(
+      "command",
+      0,
+      resolved,
+      runtime,
+      (retryStrategy) => new Cluster(startupNodes, clusterOptions(resolved, retryStrategy, "effect-lock"))
+    )
+    const subscriber = yield* acquireConnection(
+      "subscriber",
+      0,
+      resolved,
+      runtime,
+      (retryStrategy) =>
+        new Cluster(
+          startupNodes,
+          clusterOptions(resolved, retryStrategy, "effect-lock-sub", {
+            commandTimeout: commandTimeoutMillis,
+            socketTimeout: commandTimeoutMillis
+          })
+        )
+    )
+    const cluster = main.client
+    const scriptsByNode = new WeakMap<Redis, Scripts>()
+    const masterOf = (key: string) => {
+      // ioredis' own slot function (CRC16 of the hash tag), through a command naming the key.
+      const slot = new Command("get", [key]).getSlot()
+      const address = slot === null ? undefined : cluster.slots[slot]?.[0]
+      const node = address === undefined
+        ? undefined
+        : cluster.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === address)
+      if (node === undefined) throw new Error(`no master is known for the slot of ${JSON.stringify(key)}`)
+      let scripts = scriptsByNode.get(node)
+      if (scripts === undefined) {
+        scripts = makeScripts(node)
+        scriptsByNode.set(node, scripts)
+      }
+      return { node, scripts }
+    }
+    return {
+      main,
+      subscriber,
+      watch: watchNodes(cluster),
+      masterOf,
+      refreshSlots: () => cluster.refreshSlotsCache()
+    }
+  })
