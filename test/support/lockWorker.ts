@@ -6,9 +6,10 @@
  * only auto-extension keeps it safe.
  *
  * argv: <redisUrl> <namespace> <key> <fibers> <iterations> <ttlMs> <slowEvery> <slowMs>
+ * (`cluster:host:port,host:port` instead of a URL: a Redis Cluster).
  */
 import { Duration, Effect, Layer } from "effect"
-import { Redis } from "ioredis"
+import { Cluster, Redis } from "ioredis"
 import { Lock, LockKv } from "../../src/index.js"
 
 const [url, namespace, key, fibers, iterations, ttlMs, slowEvery, slowMs] = process.argv.slice(2)
@@ -16,7 +17,14 @@ if (slowMs === undefined) {
   throw new Error("usage: lockWorker <redisUrl> <namespace> <key> <fibers> <iterations> <ttlMs> <slowEvery> <slowMs>")
 }
 
-const raw = new Redis(url!, { lazyConnect: false })
+const clusterNodes = url!.startsWith("cluster:")
+  ? url!.slice("cluster:".length).split(",").map((address) => {
+    const [host, port] = address.split(":")
+    return { host: host!, port: Number(port) }
+  })
+  : undefined
+const raw = clusterNodes === undefined ? new Redis(url!, { lazyConnect: false }) : new Cluster(clusterNodes)
+const storeOptions = clusterNodes === undefined ? { url: url!, namespace } : { cluster: { nodes: clusterNodes }, namespace }
 const counterKey = `${namespace}-data:counter`
 const fencesKey = `${namespace}-data:fences`
 
@@ -47,7 +55,7 @@ const program = Effect.all(Array.from({ length: Number(fibers) }, () => fiber), 
   discard: true
 })
 
-Effect.runPromise(program.pipe(Effect.provide(Layer.orDie(LockKv.layerRedis({ url: url!, namespace })))))
+Effect.runPromise(program.pipe(Effect.provide(Layer.orDie(LockKv.layerRedis(storeOptions)))))
   .then(() => raw.quit())
   .then(() => process.exit(0), (error) => {
     console.error(String(error))

@@ -24,6 +24,8 @@ export interface Lease {
   /** The TTL every automatic renewal sets. */
   readonly ttlMillis: number
   readonly autoExtend: boolean
+  /** WAIT after every renewal (`replicas`). */
+  readonly replication: LockKv.Replication | undefined
   /** Clock millis until which the lock is trusted: last confirmed send + ttl − margin. */
   validUntil: number
   /** Clock millis at which the last confirmed acquiring/renewing command was sent. */
@@ -82,11 +84,13 @@ export const makeLease = (options: {
   readonly sentAt: number
   /** The TTL the acquiring command set, when not `ttlMillis`. */
   readonly setTtlMillis?: number | undefined
+  readonly replication?: LockKv.Replication | undefined
 }): Lease => ({
   key: options.key,
   token: options.token,
   ttlMillis: options.ttlMillis,
   autoExtend: options.autoExtend,
+  replication: options.replication,
   validUntil: options.sentAt + validityMillis(options.setTtlMillis ?? options.ttlMillis),
   lastSent: options.sentAt,
   currentTtlMillis: options.setTtlMillis ?? options.ttlMillis,
@@ -134,7 +138,7 @@ export const renew = (
 ): Effect.Effect<void, LockLost | LockKvError> =>
   Effect.gen(function*() {
     const sentAt = yield* time.now
-    const ok = yield* store.compareAndExpire(lease.key, lease.token, Duration.millis(ttlMillis)).pipe(
+    const ok = yield* store.compareAndExpire(lease.key, lease.token, Duration.millis(ttlMillis), lease.replication).pipe(
       // A valid key and ttl were checked when the lock was taken.
       Effect.catchTag("InvalidArgument", (e) => Effect.die(e)),
       withSpan("effect-lock.extend", { "lock.key": lease.key })

@@ -1,6 +1,7 @@
 import * as Duration from "effect/Duration"
 import * as Schedule from "effect/Schedule"
 import type { Options } from "../../Lock.js"
+import type * as LockKv from "../../LockKv.js"
 import { InvalidArgument } from "../errors.js"
 import { checkDuration, checkKey, type DurationRule } from "../keys.js"
 import { defaultRetry } from "./backoff.js"
@@ -16,6 +17,8 @@ export interface Settings {
   readonly waitMillis: number
   readonly retry: Schedule.Schedule<unknown, LockNotAcquired>
   readonly autoExtend: boolean
+  /** `replicas` > 0: WAIT after every acquisition and renewal (Redis only). */
+  readonly replication: LockKv.LockKv.Replication | undefined
 }
 
 const defaultTtl = Duration.seconds(30)
@@ -38,6 +41,28 @@ const lockTtl: DurationRule = {
 
 const lockWait: DurationRule = { argument: "wait", wait: true }
 
+const defaultReplicasTimeout = Duration.millis(500)
+
+/**
+ * `replicas` (a whole number, 0 = off) and `replicasTimeout`; the store checks
+ * the ranges it can serve (Redis: 1 to 100 replicas, at most 2 s; memory: none).
+ */
+const checkReplicas = (options: Options): LockKv.LockKv.Replication | undefined | InvalidArgument => {
+  const { replicas, replicasTimeout } = options
+  const timeout = replicasTimeout === undefined
+    ? defaultReplicasTimeout
+    : checkDuration(replicasTimeout, { argument: "replicasTimeout" })
+  if (timeout instanceof InvalidArgument) return timeout
+  if (replicas === undefined || replicas === 0) return undefined
+  if (typeof replicas !== "number" || !Number.isSafeInteger(replicas) || replicas < 0) {
+    return new InvalidArgument({
+      argument: "replicas",
+      message: `replicas must be a whole number, 0 or more (got ${String(replicas)})`
+    })
+  }
+  return { replicas, timeout }
+}
+
 /** Checks a lock's ttl from raw input (the options, `Handle.extend`). */
 export const checkLockTtl = (ttl: unknown): Duration.Duration | InvalidArgument => checkDuration(ttl, lockTtl)
 
@@ -55,7 +80,8 @@ export const checkSettings = (key: string, options: Options | undefined): Settin
       ttlMillis: defaultTtlMillis,
       waitMillis: defaultWaitMillis,
       retry: defaultRetry,
-      autoExtend: true
+      autoExtend: true,
+      replication: undefined
     }
   }
   const retry = options.retry ?? defaultRetry
@@ -66,12 +92,15 @@ export const checkSettings = (key: string, options: Options | undefined): Settin
   if (ttl instanceof InvalidArgument) return ttl
   const wait = options.wait === undefined ? defaultWait : checkDuration(options.wait, lockWait)
   if (wait instanceof InvalidArgument) return wait
+  const replication = checkReplicas(options)
+  if (replication instanceof InvalidArgument) return replication
   return {
     key,
     ttl,
     ttlMillis: Duration.toMillis(ttl),
     waitMillis: Duration.toMillis(wait),
     retry,
-    autoExtend: options.autoExtend ?? true
+    autoExtend: options.autoExtend ?? true,
+    replication
   }
 }
