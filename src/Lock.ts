@@ -195,12 +195,20 @@ export const withLock: {
     options?: Options | undefined
   ): <A, E, R>(
     effect: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | LockNotAcquired | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument, R | LockKv>
+  ) => Effect.Effect<
+    A,
+    E | LockNotAcquired | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+    R | LockKv
+  >
   <A, E, R>(
     effect: Effect.Effect<A, E, R>,
     key: string,
     options?: Options | undefined
-  ): Effect.Effect<A, E | LockNotAcquired | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument, R | LockKv>
+  ): Effect.Effect<
+    A,
+    E | LockNotAcquired | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+    R | LockKv
+  >
 } = dual((args) => Effect.isEffect(args[0]), engine.withLock)
 
 /**
@@ -216,7 +224,11 @@ export const tryWithLock: {
     options?: Options | undefined
   ): <A, E, R>(
     effect: Effect.Effect<A, E, R>
-  ) => Effect.Effect<Option.Option<A>, E | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument, R | LockKv>
+  ) => Effect.Effect<
+    Option.Option<A>,
+    E | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+    R | LockKv
+  >
   <A, E, R>(
     effect: Effect.Effect<A, E, R>,
     key: string,

@@ -24,7 +24,9 @@ const clusterNodes = url!.startsWith("cluster:")
   })
   : undefined
 const raw = clusterNodes === undefined ? new Redis(url!, { lazyConnect: false }) : new Cluster(clusterNodes)
-const storeOptions = clusterNodes === undefined ? { url: url!, namespace } : { cluster: { nodes: clusterNodes }, namespace }
+const storeOptions = clusterNodes === undefined
+  ? { url: url!, namespace }
+  : { cluster: { nodes: clusterNodes }, namespace }
 const counterKey = `${namespace}-data:counter`
 const fencesKey = `${namespace}-data:fences`
 

@@ -265,7 +265,11 @@ const startSentinel = async (
   }
   process.once("exit", () => child.kill("SIGKILL"))
   try {
-    await until(`sentinel on port ${port}`, 10_000, async () => (await redisCli(port, ["PING"], 1_000)).includes("PONG"))
+    await until(
+      `sentinel on port ${port}`,
+      10_000,
+      async () => (await redisCli(port, ["PING"], 1_000)).includes("PONG")
+    )
   } catch (error) {
     await stop()
     throw error
@@ -285,8 +289,11 @@ export const startSentinelGroup = async (
   try {
     const replica = await startRedisServer({ args: ["--replicaof", "127.0.0.1", String(primary.port)] })
     stops.push(() => replica.stop())
-    await until("the replica in sync", 20_000, async () =>
-      (await redisCli(replica.port, ["INFO", "replication"])).includes("master_link_status:up"))
+    await until(
+      "the replica in sync",
+      20_000,
+      async () => (await redisCli(replica.port, ["INFO", "replication"])).includes("master_link_status:up")
+    )
     const sentinels: Array<{ host: string; port: number }> = []
     for (let i = 0; i < 3; i++) {
       const sentinel = await startSentinel(name, primary.port, downAfterMs)

@@ -160,7 +160,10 @@ const locked = <X, E, R, F>(
           if (Option.isSome(failure) && failure.value._tag === "LockNotAcquired") {
             return finish(a, refused(failure.value))
           }
-          return finish(a, Effect.failCause(cause as Cause.Cause<ReplicationNotConfirmed | LockKvError | InvalidArgument>))
+          return finish(
+            a,
+            Effect.failCause(cause as Cause.Cause<ReplicationNotConfirmed | LockKvError | InvalidArgument>)
+          )
         },
         onSuccess: () => use(a, restore)
       })
@@ -176,7 +179,11 @@ const locked = <X, E, R, F>(
 export const acquire = (
   key: string,
   options?: Options | undefined
-): Effect.Effect<Handle, LockNotAcquired | ReplicationNotConfirmed | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
+): Effect.Effect<
+  Handle,
+  LockNotAcquired | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+  LockKv | Scope.Scope
+> =>
   locked(
     key,
     options,
@@ -207,15 +214,22 @@ export const withLock = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   key: string,
   options?: Options | undefined
-): Effect.Effect<A, E | LockNotAcquired | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument, R | LockKv> =>
-  locked(key, options, false, (a, restore) => runSection(effect, a, restore, identity), Effect.fail)
+): Effect.Effect<
+  A,
+  E | LockNotAcquired | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+  R | LockKv
+> => locked(key, options, false, (a, restore) => runSection(effect, a, restore, identity), Effect.fail)
 
 /** One try, never waits: `Option.none()` when the lock is held elsewhere. `wait` and `retry` are checked, then ignored. */
 export const tryWithLock = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   key: string,
   options?: Options | undefined
-): Effect.Effect<Option.Option<A>, E | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument, R | LockKv> =>
+): Effect.Effect<
+  Option.Option<A>,
+  E | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+  R | LockKv
+> =>
   locked(
     key,
     options,

@@ -138,11 +138,12 @@ export const renew = (
 ): Effect.Effect<void, LockLost | LockKvError> =>
   Effect.gen(function*() {
     const sentAt = yield* time.now
-    const ok = yield* store.compareAndExpire(lease.key, lease.token, Duration.millis(ttlMillis), lease.replication).pipe(
-      // A valid key and ttl were checked when the lock was taken.
-      Effect.catchTag("InvalidArgument", (e) => Effect.die(e)),
-      withSpan("effect-lock.extend", { "lock.key": lease.key })
-    )
+    const ok = yield* store.compareAndExpire(lease.key, lease.token, Duration.millis(ttlMillis), lease.replication)
+      .pipe(
+        // A valid key and ttl were checked when the lock was taken.
+        Effect.catchTag("InvalidArgument", (e) => Effect.die(e)),
+        withSpan("effect-lock.extend", { "lock.key": lease.key })
+      )
     if (!ok) {
       yield* declareLost(store.backend, lease, `lock "${lease.key}" was taken or expired`)
       return yield* Effect.flip(awaitLost(lease))

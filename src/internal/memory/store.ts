@@ -160,15 +160,17 @@ export const make = (
       ttl: Duration.DurationInput,
       replication?: LockKv.Replication | undefined
     ) =>
-      replication !== undefined ? Effect.fail(noReplicas) : Effect.flatMap(Effect.zip(validateKey(key), validateTtl(ttl)), ([, ttlDuration]) =>
-        modify((s, now): readonly [boolean, State] => {
-          const current = entryOf(s, key, now)
-          if (current === undefined || current.value !== expected) {
-            return [false, s]
-          }
-          const expiresAt = now + Duration.toMillis(ttlDuration)
-          return [true, HashMap.set(s, key, { value: current.value, expiresAt, fence: current.fence })]
-        }))
+      replication !== undefined ?
+        Effect.fail(noReplicas) :
+        Effect.flatMap(Effect.zip(validateKey(key), validateTtl(ttl)), ([, ttlDuration]) =>
+          modify((s, now): readonly [boolean, State] => {
+            const current = entryOf(s, key, now)
+            if (current === undefined || current.value !== expected) {
+              return [false, s]
+            }
+            const expiresAt = now + Duration.toMillis(ttlDuration)
+            return [true, HashMap.set(s, key, { value: current.value, expiresAt, fence: current.fence })]
+          }))
 
     const pttl = (key: string) =>
       Effect.flatMap(validateKey(key), () =>
@@ -189,7 +191,9 @@ export const make = (
       _queue?: Duration.Duration | undefined,
       replication?: LockKv.Replication | undefined
     ) => {
-      if (replication !== undefined) return Effect.fail(noReplicas)
+      if (replication !== undefined) {
+        return Effect.fail(noReplicas)
+      }
       const checked = checkKey(key) ?? checkToken(token) ?? checkTtl(ttl)
       if (checked instanceof InvalidArgument) {
         return Effect.fail(checked)

@@ -71,9 +71,13 @@ const checkAddresses = (
     return optionsError(`${what} must be a non-empty list of { host, port }`)
   }
   for (const address of addresses as ReadonlyArray<unknown>) {
-    if (typeof address !== "object" || address === null) return optionsError(`${what}: each entry must be { host, port }`)
+    if (typeof address !== "object" || address === null) {
+      return optionsError(`${what}: each entry must be { host, port }`)
+    }
     const { host, port } = address as { readonly host?: unknown; readonly port?: unknown }
-    if (typeof host !== "string" || host.trim() === "") return optionsError(`${what}: a host must be a non-empty string`)
+    if (typeof host !== "string" || host.trim() === "") {
+      return optionsError(`${what}: a host must be a non-empty string`)
+    }
     if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
       return optionsError(`${what}: a port must be an integer from 1 to 65535`)
     }

@@ -6,12 +6,12 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { Client } from "./connection.js"
 import { randomBytes } from "node:crypto"
 import type * as LockKv from "../../LockKv.js"
 import { BoundedMap } from "../boundedMap.js"
 import { releaseChannel } from "../keys.js"
 import { makeReleaseHub, released, type ReleaseHub } from "../releaseHub.js"
+import type { Client } from "./connection.js"
 
 const decimal = /^[1-9][0-9]*$/
 

@@ -95,21 +95,21 @@ export const acquiredWithReplicas = (
  *
  * @internal
  */
-export const expiredWithReplicas = (asked: number, timeoutMillis: number) =>
-(reply: unknown): Effect.Effect<boolean, LockKvError> => {
-  const parts = split("compareAndExpire", reply)
-  if (parts instanceof LockKvError) return Effect.fail(parts)
-  const [written, acked] = parts
-  if (written !== 1) return Effect.succeed(false)
-  if (acked >= asked) return Effect.succeed(true)
-  return Effect.fail(
-    new LockKvError({
-      operation: "compareAndExpire",
-      message: `Redis compareAndExpire: ${acked} of ${asked} replicas acknowledged the new TTL within ${timeoutMillis} ms`
-    })
-  )
-}
+export const expiredWithReplicas =
+  (asked: number, timeoutMillis: number) => (reply: unknown): Effect.Effect<boolean, LockKvError> => {
+    const parts = split("compareAndExpire", reply)
+    if (parts instanceof LockKvError) return Effect.fail(parts)
+    const [written, acked] = parts
+    if (written !== 1) return Effect.succeed(false)
+    if (acked >= asked) return Effect.succeed(true)
+    return Effect.fail(
+      new LockKvError({
+        operation: "compareAndExpire",
+        message:
+          `Redis compareAndExpire: ${acked} of ${asked} replicas acknowledged the new TTL within ${timeoutMillis} ms`
+      })
+    )
+  }
 
 /** MOVED or ASK: met on a node connection used directly (outside ioredis' routing). @internal */
-export const isRedirection = (error: unknown): boolean =>
-  error instanceof Error && /^(MOVED|ASK) /.test(error.message)
+export const isRedirection = (error: unknown): boolean => error instanceof Error && /^(MOVED|ASK) /.test(error.message)
