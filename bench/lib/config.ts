@@ -1,6 +1,6 @@
 /** Command-line options and the durations of a full and a `--quick` run. */
 
-export const scenarioNames = ["uncontended", "contended", "cross-process", "memory", "memory-bound"] as const
+export const scenarioNames = ["uncontended", "contended", "cross-process", "memory", "memory-bound", "cluster"] as const
 export type ScenarioName = typeof scenarioNames[number]
 
 /** Short names, as the issue letters them. */
@@ -11,7 +11,8 @@ const aliases: Record<string, ScenarioName> = {
   b2: "cross-process",
   processes: "cross-process",
   c: "memory",
-  d: "memory-bound"
+  d: "memory-bound",
+  e: "cluster"
 }
 
 export interface BenchConfig {
@@ -44,12 +45,21 @@ export interface BenchConfig {
     readonly fibers: number
   }
   readonly memoryBound: { readonly keys: number; readonly ttlMs: number; readonly settleMs: number }
+  readonly cluster: {
+    readonly rounds: number
+    readonly roundMs: number
+    readonly warmupMs: number
+    readonly fibers: number
+    readonly keys: number
+    /** Client process counts to measure with (the fibers are split among them). */
+    readonly processes: ReadonlyArray<number>
+  }
 }
 
 export const usage =
   `usage: npm run bench -- [--quick] [--only <scenario>[,<scenario>...]] [--out <file.json>] [--baseline <git-ref>]
 
-scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d)
+scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d, e)
   --quick   about one minute: shorter rounds, fewer of them, 200k keys in memory-bound
   --only    run only these scenarios (repeatable or comma-separated)
   --out     where to write the JSON (default bench/results/latest.json)
@@ -133,7 +143,15 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       contended: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
       crossProcess: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
       memory: { rounds: 2, roundMs: 300, warmupMs: 100, fibers: 8 },
-      memoryBound: { keys: 200_000, ttlMs: 1, settleMs: 2_500 }
+      memoryBound: { keys: 200_000, ttlMs: 1, settleMs: 2_500 },
+      cluster: {
+        rounds: 1,
+        roundMs: 2_000,
+        warmupMs: 1_000,
+        fibers: 64,
+        keys: 10_000,
+        processes: [1, 3]
+      }
     }
     : {
       quick,
@@ -148,13 +166,22 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       contended: { rounds: 8, roundMs: 1_000, warmupMs: 300, clients: 8, holdMs: 1 },
       crossProcess: { rounds: 8, roundMs: 1_000, warmupMs: 300, clients: 8, holdMs: 1 },
       memory: { rounds: 8, roundMs: 400, warmupMs: 300, fibers: 8 },
-      memoryBound: { keys: 1_000_000, ttlMs: 1, settleMs: 3_000 }
+      memoryBound: { keys: 1_000_000, ttlMs: 1, settleMs: 3_000 },
+      cluster: {
+        rounds: 3,
+        roundMs: 3_000,
+        warmupMs: 1_000,
+        fibers: 64,
+        keys: 10_000,
+        processes: [1, 3]
+      }
     }
   return rounds === undefined ? config : {
     ...config,
     uncontended: { ...config.uncontended, rounds },
     contended: { ...config.contended, rounds },
     crossProcess: { ...config.crossProcess, rounds },
-    memory: { ...config.memory, rounds }
+    memory: { ...config.memory, rounds },
+    cluster: { ...config.cluster, rounds }
   }
 }

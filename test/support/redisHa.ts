@@ -94,6 +94,9 @@ export const startRedisCluster = async (
           String(nodeTimeout),
           "--cluster-port",
           String(busPort),
+          // A lone node (1 master) does not know its own address otherwise: CLUSTER SLOTS would say "".
+          "--cluster-announce-ip",
+          "127.0.0.1",
           // A replica takes over however long it was cut off (the tests kill masters on purpose).
           "--cluster-replica-validity-factor",
           "0",
