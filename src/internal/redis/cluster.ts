@@ -5,11 +5,9 @@
  * which must follow the write on the same connection).
  *
  * The scripts stay as they are: each touches only keys in its lock key's slot
- * (`lockKeys`), so ioredis routes it by its first key. Release notices keep
- * plain PUBLISH/SUBSCRIBE: Redis forwards a PUBLISH over the cluster bus to
- * every node, so the store's subscriber (on any node, moved by ioredis when
- * that node goes) hears it. That costs each message one bus hop per node;
- * sharded pub/sub, which would not, is not used (see the README).
+ * (`lockKeys`), so ioredis routes it by its first key. Release notices go by
+ * sharded pub/sub where the cluster has it (shardedChannel.ts), else by plain
+ * PUBLISH/SUBSCRIBE, which Redis forwards over the cluster bus to every node.
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -171,13 +169,14 @@ export const acquireCluster = (
       resolved,
       runtime,
       (retryStrategy) =>
-        new Cluster(
-          startupNodes,
-          clusterOptions(resolved, retryStrategy, "effect-lock-sub", {
+        new Cluster(startupNodes, {
+          ...clusterOptions(resolved, retryStrategy, "effect-lock-sub", {
             commandTimeout: commandTimeoutMillis,
             socketTimeout: commandTimeoutMillis
-          })
-        )
+          }),
+          // A subscriber per shard for SSUBSCRIBE (shardedChannel.ts).
+          shardedSubscribers: true
+        })
     )
     const cluster = main.client
     const scriptsByNode = new WeakMap<Redis, Scripts>()

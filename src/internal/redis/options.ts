@@ -151,6 +151,8 @@ export const resolveOptions = (options: LockKv.LockKv.RedisOptions): Effect.Effe
     if (typeof namespace !== "string" || namespace === "") {
       return yield* optionsError("the namespace must be a non-empty string")
     }
+    // Keys may not contain NUL either; a channel starting with one means "sharded" to the release script.
+    if (namespace.includes("\u0000")) return yield* optionsError("the namespace must not contain a NUL character")
 
     let connectTimeout = defaultConnectTimeout
     if (options.connectTimeout !== undefined) {

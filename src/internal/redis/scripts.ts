@@ -177,7 +177,12 @@ if head then
     -- Without a channel (never without a bug) the waiter still finds the lock at its next try.
     if not channel then return { released + 2, "", "" } end
     local message = head .. "|" .. fence .. "|" .. ARGV[2]
-    redis.call("PUBLISH", channel, message)
+    -- A channel after a NUL is a sharded one, in this key's slot (a cluster's, shardedChannel.ts).
+    if string.byte(channel, 1) == 0 then
+      redis.call("SPUBLISH", string.sub(channel, 2), message)
+    else
+      redis.call("PUBLISH", channel, message)
+    end
     -- Also to the releaser: when the waiter's store is in its process, it tells it at once.
     return { released + 2, channel, message }
   end

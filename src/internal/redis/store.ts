@@ -28,8 +28,9 @@ import { acquireCluster } from "./cluster.js"
 import { acquireConnections, type Client, connect } from "./connection.js"
 import { unexpected } from "./errors.js"
 import { clientOptions, type ResolvedOptions, resolveOptions } from "./options.js"
-import { makeReleaseChannel, type ReleaseChannel, tellInProcess } from "./releaseChannel.js"
+import { makeReleaseChannel, type ReleaseChannel, type Routing, tellInProcess } from "./releaseChannel.js"
 import * as scripts from "./scripts.js"
+import { probeSharded, shardedRouting } from "./shardedChannel.js"
 import { acquiredWithReplicas, checkReplication, expiredWithReplicas, isRedirection, withWait } from "./wait.js"
 
 const invalidValue = (argument: string) => new InvalidArgument({ argument, message: `${argument} must be a string` })
@@ -48,6 +49,8 @@ interface Wiring {
   readonly masterOf: (lock: string) => { readonly node: scripts.ScriptClient; readonly scripts: scripts.Scripts }
   /** A cluster's: read the slots again. */
   readonly refreshSlots: (() => void) | undefined
+  /** Per-key channels (sharded pub/sub on a cluster); none: the store's channel for every key. */
+  readonly routing: Routing | undefined
 }
 
 /**
@@ -62,7 +65,9 @@ const connectTo = (resolved: ResolvedOptions): Effect.Effect<Wiring, LockKvError
       const cluster = yield* acquireCluster(resolved, topology.nodes)
       const channel = yield* makeReleaseChannel(resolved.namespace, cluster.subscriber.client)
       yield* connect(cluster.main, cluster.subscriber, channel.name, resolved)
+      const sharded = yield* probeSharded(cluster.subscriber.client, channel)
       return {
+        routing: sharded ? yield* shardedRouting(cluster.subscriber.client, channel) : undefined,
         client: cluster.main.client,
         script: scripts.makeScripts(cluster.main.client),
         call: yield* makeCall(cluster.main, resolved.secrets, cluster.watch),
@@ -85,7 +90,8 @@ const connectTo = (resolved: ResolvedOptions): Effect.Effect<Wiring, LockKvError
       call: yield* makeCall(main, resolved.secrets, watchStalls(main.client)),
       channel,
       masterOf: () => master,
-      refreshSlots: undefined
+      refreshSlots: undefined,
+      routing: undefined
     }
   })
 
@@ -96,7 +102,7 @@ export const make = (
   Effect.gen(function*() {
     const resolved = yield* resolveOptions(options)
     const { namespace } = resolved
-    const { call, channel, client, masterOf, refreshSlots, script } = yield* connectTo(resolved)
+    const { call, channel, client, masterOf, refreshSlots, routing, script } = yield* connectTo(resolved)
     yield* Effect.logDebug(`effect-lock: connected to Redis at ${resolved.where}, database ${resolved.db}`)
 
     /**
@@ -197,18 +203,20 @@ export const make = (
         const ttlArg = String(millis)
         const placeArg = String(place)
         if (replication === undefined) {
+          const waiterChannel = routing === undefined ? channel.name : routing.channelFor(keys[0])
           return call(
             "acquire",
-            (reload) => script.acquire(reload, keys, token, ttlArg, placeArg, channel.name),
+            (reload) => script.acquire(reload, keys, token, ttlArg, placeArg, waiterChannel),
             scripts.toAcquireResult
           )
         }
         const asked = checkReplication(replication)
         if (asked instanceof InvalidArgument) return Effect.fail(asked)
+        const waiterChannel = routing === undefined ? channel.name : routing.channelFor(keys[0])
         return call(
           "acquire",
           (reload) =>
-            replicated(keys[0], asked, (on) => on.acquire(reload, keys, token, ttlArg, placeArg, channel.name)),
+            replicated(keys[0], asked, (on) => on.acquire(reload, keys, token, ttlArg, placeArg, waiterChannel)),
           acquiredWithReplicas(scripts.toAcquireResult)
         )
       },
@@ -228,7 +236,20 @@ export const make = (
           if (!Number.isSafeInteger(fence)) return yield* unexpected("fence", reply)
           return Option.some(fence)
         }),
-      watchReleases: channel.hub.watch,
+      watchReleases: routing === undefined ?
+        channel.hub.watch :
+        (key, token, mark) =>
+          Effect.map(channel.hub.watch(key, token, mark), (watcher) => {
+            const stop = routing.listen(namespaced(namespace, key))
+            return {
+              next: watcher.next,
+              onNext: watcher.onNext,
+              close: () => {
+                stop()
+                watcher.close()
+              }
+            }
+          }),
       notificationMark: channel.hub.mark
     }
   })

@@ -10,7 +10,7 @@ import { Cluster } from "ioredis"
 import { fileURLToPath } from "node:url"
 import { Lock, LockKv } from "../../../src/index.js"
 import { uniqueNamespace } from "../../support/backends.js"
-import { type RedisClusterHandle, startRedisCluster } from "../../support/redisHa.js"
+import { redisCli, type RedisClusterHandle, startRedisCluster } from "../../support/redisHa.js"
 import { runTs } from "../../support/runProcess.js"
 
 const worker = fileURLToPath(new URL("../../support/lockWorker.ts", import.meta.url))
@@ -74,7 +74,7 @@ describe("Redis Cluster store", () => {
     }), 60_000)
 
   it.scopedLive(
-    "a waiter in another store is handed the lock at the release (pub/sub over the cluster bus)",
+    "a waiter in another store is handed the lock at the release (sharded pub/sub in the key's slot)",
     () =>
       Effect.gen(function*() {
         const namespace = uniqueNamespace("cl-hand")
@@ -87,12 +87,33 @@ describe("Redis Cluster store", () => {
           )
         )
         yield* Effect.sleep("300 millis")
+        // The waiter's store listens on a sharded channel of the key's slot, on the key's master.
+        const slot = yield* Effect.promise(() => cluster.slotOf(`${namespace}:job`))
+        const master = yield* Effect.promise(() => cluster.masterOf(slot))
+        const shardChannels = () =>
+          Effect.promise(() => redisCli(master.port, ["PUBSUB", "SHARDCHANNELS", `{${namespace}:job}:released:*`]))
+        const channels = (yield* shardChannels()).trim().split("\n").filter((line) => line !== "")
+        expect(channels).toHaveLength(1)
+        // A spy on that channel hears the release's SPUBLISH (the store itself is told in process too).
+        const spy = new Cluster(cluster.startupNodes.map((node) => ({ ...node })), { shardedSubscribers: true })
+        spy.on("error", () => {})
+        yield* Effect.addFinalizer(() => Effect.sync(() => spy.disconnect()))
+        const heard: Array<string> = []
+        spy.on("smessage", (_channel: string, message: string) => heard.push(message))
+        yield* Effect.promise(() => spy.ssubscribe(channels[0]!))
         const releasedAt = Date.now()
         expect(yield* holder.release).toBe(true)
         const tookAt = yield* Fiber.join(waiter)
         // Told by the release's message: well before the waiter's next try (~670 ms) or any backoff.
         expect(tookAt - releasedAt).toBeLessThan(300)
         expect(yield* a.fence("job")).toEqual(Option.some(2))
+        yield* Effect.sleep("100 millis")
+        expect(heard).toHaveLength(1)
+        expect(heard[0]).toMatch(/^[^|]+\|2\|job$/)
+        spy.disconnect()
+        // Unsubscribed a while after its last waiter left.
+        yield* Effect.sleep("2500 millis")
+        expect((yield* shardChannels()).trim()).toBe("")
       }),
     30_000
   )

@@ -136,42 +136,46 @@ describe("Redis Cluster failover", () => {
     120_000
   )
 
-  it.scopedLive("a master silent for 3 s (SIGSTOP): its calls fail within ~3.5 s, never hang; then work again", () =>
-    Effect.gen(function*() {
-      const namespace = uniqueNamespace("cl-stall")
-      const kv = Context.get(
-        yield* Layer.build(LockKv.layerRedis({ cluster: { nodes: cluster.startupNodes }, namespace })),
-        LockKv.LockKv
-      )
-      // No failover meanwhile: only the stall watchdog can end the call.
-      for (const node of cluster.nodes) {
-        yield* Effect.promise(() => redisCli(node.port, ["CONFIG", "SET", "cluster-node-timeout", "30000"]))
-      }
-      const slot = yield* Effect.promise(() => cluster.slotOf(`${namespace}:frozen`))
-      const master = yield* Effect.promise(() => cluster.masterOf(slot))
-      expect(yield* kv.set("frozen", "v")).toBe(true)
-      master.server.pause()
-      try {
-        const started = Date.now()
-        const result = yield* Effect.either(kv.get("frozen"))
-        const elapsed = Date.now() - started
-        expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "LockKvError" })
-        expect(Either.isLeft(result) && result.left.message).toContain("did not answer within 3s")
-        expect(elapsed).toBeGreaterThanOrEqual(2_900)
-        expect(elapsed).toBeLessThan(4_500)
-      } finally {
-        master.server.resume()
-      }
-      // The node is back: ioredis connects to it again on the next call that needs it.
-      const deadline = Date.now() + 15_000
-      let value = yield* Effect.either(kv.get("frozen"))
-      while (Either.isLeft(value) && Date.now() < deadline) {
-        yield* Effect.sleep("200 millis")
-        value = yield* Effect.either(kv.get("frozen"))
-      }
-      expect(value).toEqual(Either.right(Option.some("v")))
-      for (const node of cluster.nodes) {
-        yield* Effect.promise(() => redisCli(node.port, ["CONFIG", "SET", "cluster-node-timeout", "1000"]))
-      }
-    }), 60_000)
+  it.scopedLive(
+    "a master silent for 3 s (SIGSTOP): its calls fail within ~3.5 s, never hang; then work again",
+    () =>
+      Effect.gen(function*() {
+        const namespace = uniqueNamespace("cl-stall")
+        const kv = Context.get(
+          yield* Layer.build(LockKv.layerRedis({ cluster: { nodes: cluster.startupNodes }, namespace })),
+          LockKv.LockKv
+        )
+        // No failover meanwhile: only the stall watchdog can end the call.
+        for (const node of cluster.nodes) {
+          yield* Effect.promise(() => redisCli(node.port, ["CONFIG", "SET", "cluster-node-timeout", "30000"]))
+        }
+        const slot = yield* Effect.promise(() => cluster.slotOf(`${namespace}:frozen`))
+        const master = yield* Effect.promise(() => cluster.masterOf(slot))
+        expect(yield* kv.set("frozen", "v")).toBe(true)
+        master.server.pause()
+        try {
+          const started = Date.now()
+          const result = yield* Effect.either(kv.get("frozen"))
+          const elapsed = Date.now() - started
+          expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "LockKvError" })
+          expect(Either.isLeft(result) && result.left.message).toContain("did not answer within 3s")
+          expect(elapsed).toBeGreaterThanOrEqual(2_900)
+          expect(elapsed).toBeLessThan(4_500)
+        } finally {
+          master.server.resume()
+        }
+        // The node is back: ioredis connects to it again on the next call that needs it.
+        const deadline = Date.now() + 15_000
+        let value = yield* Effect.either(kv.get("frozen"))
+        while (Either.isLeft(value) && Date.now() < deadline) {
+          yield* Effect.sleep("200 millis")
+          value = yield* Effect.either(kv.get("frozen"))
+        }
+        expect(value).toEqual(Either.right(Option.some("v")))
+        for (const node of cluster.nodes) {
+          yield* Effect.promise(() => redisCli(node.port, ["CONFIG", "SET", "cluster-node-timeout", "1000"]))
+        }
+      }),
+    60_000
+  )
 })
