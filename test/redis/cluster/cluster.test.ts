@@ -5,7 +5,7 @@
  * migrated (MOVED/ASK) while a lock is held and waited on.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Context, Duration, Effect, Either, Exit, Fiber, Layer, Option } from "effect"
+import { Context, Duration, Effect, Either, Exit, Fiber, Layer, Option, Redacted } from "effect"
 import { Cluster } from "ioredis"
 import { fileURLToPath } from "node:url"
 import { Lock, LockKv } from "../../../src/index.js"
@@ -114,6 +114,58 @@ describe("Redis Cluster store", () => {
         // Unsubscribed a while after its last waiter left.
         yield* Effect.sleep("2500 millis")
         expect((yield* shardChannels()).trim()).toBe("")
+      }),
+    30_000
+  )
+
+  it.scopedLive(
+    "without SSUBSCRIBE (an ACL denies it) the notices fall back to PUBLISH over the cluster bus",
+    () =>
+      Effect.gen(function*() {
+        for (const node of cluster.nodes) {
+          yield* Effect.promise(() =>
+            redisCli(node.port, ["ACL", "SETUSER", "plainonly", "on", ">pw-plain", "~*", "&*", "+@all", "-ssubscribe"])
+          )
+        }
+        const namespace = uniqueNamespace("cl-plain")
+        const plainStore = Effect.map(
+          Layer.build(
+            LockKv.layerRedis({
+              cluster: { nodes: cluster.startupNodes },
+              namespace,
+              username: "plainonly",
+              password: Redacted.make("pw-plain")
+            })
+          ),
+          (context) => Context.get(context, LockKv.LockKv)
+        )
+        const a = yield* plainStore
+        const b = yield* plainStore
+        const spy = new Cluster(cluster.startupNodes.map((node) => ({ ...node })))
+        spy.on("error", () => {})
+        yield* Effect.addFinalizer(() => Effect.sync(() => spy.disconnect()))
+        const heard: Array<string> = []
+        spy.on("pmessage", (_pattern: string, _channel: string, message: string) => heard.push(message))
+        yield* Effect.promise(() => spy.psubscribe(`${namespace}:__released__:*`))
+
+        const holder = yield* Lock.acquire("job", { ttl: "10 seconds" }).pipe(Effect.provideService(LockKv.LockKv, a))
+        const waiter = yield* Effect.fork(
+          Lock.withLock(Effect.void, "job", { ttl: "10 seconds", wait: "10 seconds" }).pipe(
+            Effect.provideService(LockKv.LockKv, b)
+          )
+        )
+        yield* Effect.sleep("300 millis")
+        const slot = yield* Effect.promise(() => cluster.slotOf(`${namespace}:job`))
+        const master = yield* Effect.promise(() => cluster.masterOf(slot))
+        expect(
+          (yield* Effect.promise(() => redisCli(master.port, ["PUBSUB", "SHARDCHANNELS", `{${namespace}:job}:*`])))
+            .trim()
+        ).toBe("")
+        expect(yield* holder.release).toBe(true)
+        yield* Fiber.join(waiter)
+        yield* Effect.sleep("100 millis")
+        expect(heard).toHaveLength(1)
+        expect(heard[0]).toMatch(/^[^|]+\|2\|job$/)
       }),
     30_000
   )
