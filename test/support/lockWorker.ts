@@ -6,7 +6,8 @@
  * only auto-extension keeps it safe.
  *
  * argv: <redisUrl> <namespace> <key> <fibers> <iterations> <ttlMs> <slowEvery> <slowMs>
- * (`cluster:host:port,host:port` instead of a URL: a Redis Cluster).
+ * (`cluster:host:port,host:port` instead of a URL: a Redis Cluster;
+ * `sentinel:<name>:host:port,host:port`: the primary those sentinels name).
  */
 import { Duration, Effect, Layer } from "effect"
 import { Cluster, Redis } from "ioredis"
@@ -17,16 +18,28 @@ if (slowMs === undefined) {
   throw new Error("usage: lockWorker <redisUrl> <namespace> <key> <fibers> <iterations> <ttlMs> <slowEvery> <slowMs>")
 }
 
-const clusterNodes = url!.startsWith("cluster:")
-  ? url!.slice("cluster:".length).split(",").map((address) => {
+const addresses = (list: string) =>
+  list.split(",").map((address) => {
     const [host, port] = address.split(":")
     return { host: host!, port: Number(port) }
   })
+const clusterNodes = url!.startsWith("cluster:") ? addresses(url!.slice("cluster:".length)) : undefined
+const sentinel = url!.startsWith("sentinel:")
+  ? (() => {
+    const [, name, list] = /^sentinel:([^:]+):(.*)$/.exec(url!)!
+    return { name: name!, sentinels: addresses(list!) }
+  })()
   : undefined
-const raw = clusterNodes === undefined ? new Redis(url!, { lazyConnect: false }) : new Cluster(clusterNodes)
-const storeOptions = clusterNodes === undefined
-  ? { url: url!, namespace }
-  : { cluster: { nodes: clusterNodes }, namespace }
+const raw = clusterNodes !== undefined
+  ? new Cluster(clusterNodes)
+  : sentinel !== undefined
+  ? new Redis({ sentinels: sentinel.sentinels, name: sentinel.name })
+  : new Redis(url!, { lazyConnect: false })
+const storeOptions = clusterNodes !== undefined
+  ? { cluster: { nodes: clusterNodes }, namespace }
+  : sentinel !== undefined
+  ? { sentinel, namespace }
+  : { url: url!, namespace }
 const counterKey = `${namespace}-data:counter`
 const fencesKey = `${namespace}-data:fences`
 

@@ -43,7 +43,7 @@ const stallCheckMillis = 250
  *   disconnect (`maxRetriesPerRequest: 0`, `autoResendUnfulfilledCommands:
  *   false`) and are not reconnected (ioredis drops a lost node and finds the
  *   new master from the slots). A new node connection queues commands only
- *   while it connects, within `connectTimeout`.
+ *   while it connects, within 3 s (its `connectTimeout`, capped).
  */
 const clusterOptions = (
   resolved: ResolvedOptions,
@@ -74,7 +74,14 @@ const clusterOptions = (
     retryDelayOnTryAgain: 20,
     slotsRefreshTimeout: 1000,
     slotsRefreshInterval: 2000,
-    redisOptions: { ...redisOptions, ...extra, connectionName }
+    redisOptions: {
+      ...redisOptions,
+      // A node connection queues commands while it connects (ioredis turns its
+      // offline queue on): that wait is bounded like a reply, by the command timeout.
+      connectTimeout: Math.min(redisOptions.connectTimeout ?? commandTimeoutMillis, commandTimeoutMillis),
+      ...extra,
+      connectionName
+    }
   }
 }
 

@@ -7,9 +7,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Either, Fiber, Layer, Option } from "effect"
 import { Redis } from "ioredis"
+import { fileURLToPath } from "node:url"
 import { Lock, LockKv } from "../../../src/index.js"
 import { uniqueNamespace } from "../../support/backends.js"
 import { redisCli, type SentinelGroupHandle, startSentinelGroup } from "../../support/redisHa.js"
+import { runTs } from "../../support/runProcess.js"
+
+const worker = fileURLToPath(new URL("../../support/lockWorker.ts", import.meta.url))
 
 let group: SentinelGroupHandle
 
@@ -71,6 +75,33 @@ describe("Redis Sentinel store", () => {
       expect(Either.isLeft(refused) && refused.left._tag).toBe("ReplicationNotConfirmed")
       expect(yield* kv.get("k")).toEqual(Option.none())
     }), 30_000)
+
+  it("mutual exclusion across processes through Sentinel: the counter is exact, fences increase", async () => {
+    const namespace = uniqueNamespace("sn-xproc")
+    const target = `sentinel:${group.name}:${group.sentinels.map((s) => `${s.host}:${s.port}`).join(",")}`
+    const processes = 3, fibers = 3, iterations = 8
+    const results = await Promise.all(
+      Array.from(
+        { length: processes },
+        () =>
+          runTs(worker, {
+            args: [target, namespace, "counter", String(fibers), String(iterations), "1000", "15", "1500"],
+            timeoutMs: 90_000
+          })
+      )
+    )
+    for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 })
+    const raw = new Redis(group.primary.port, "127.0.0.1")
+    try {
+      const counter = Number(await raw.get(`${namespace}-data:counter`))
+      const fences = (await raw.lrange(`${namespace}-data:fences`, 0, -1)).map(Number)
+      expect(counter).toBe(processes * fibers * iterations)
+      expect(fences).toHaveLength(processes * fibers * iterations)
+      for (let i = 1; i < fences.length; i++) expect(fences[i]!).toBeGreaterThan(fences[i - 1]!)
+    } finally {
+      raw.disconnect()
+    }
+  }, 120_000)
 
   it.scopedLive(
     "the primary killed, its replica promoted: a lock acknowledged by the replica survives; fences only increase",
