@@ -99,7 +99,7 @@ const readTry = (
     a.outcome = "held"
     const asked = a.settings.replication?.replicas
     // Held on the master but not on enough replicas: `finish` undoes it by token.
-    if (asked !== undefined && !(result.replicas! >= asked)) {
+    if (asked !== undefined && (result.replicas ?? 0) < asked) {
       return replicationNotConfirmed(a.settings.key, result.replicas ?? 0, asked)
     }
     return { _tag: "Acquired", acquired: { fence: result.fence, sentAt: a.lastTrySentAt } }

@@ -79,7 +79,8 @@ export interface ReleaseChannel {
  * Where a store's waiters are told: the channel a waiter of `lock` (a full
  * key) registers in the key's queue, and `listen`, which keeps the store
  * subscribed to it while one of its waiters watches `lock` (and returns the
- * stop). On one server: the store's channel, always subscribed.
+ * stop). Without one (on one server), every key uses the store's channel,
+ * subscribed for the store's lifetime.
  *
  * @internal
  */
@@ -87,14 +88,6 @@ export interface Routing {
   readonly channelFor: (lock: string) => string
   readonly listen: (lock: string) => () => void
 }
-
-const noop = () => {}
-
-/** The store's own channel for every key. @internal */
-export const plainRouting = (channel: ReleaseChannel): Routing => ({
-  channelFor: () => channel.name,
-  listen: () => noop
-})
 
 /**
  * A new release channel for a store in `namespace`, read by `subscriber`

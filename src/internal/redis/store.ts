@@ -1,6 +1,8 @@
 /**
  * The Redis backend of `LockKv`: one ioredis client for commands and one
- * duplicate for the release channel, both held for the store's lifetime.
+ * for the release channel, both held for the store's lifetime; clients of one
+ * server (standalone, or the primary Sentinel names) or of a Redis Cluster
+ * (`cluster.ts`, `shardedChannel.ts`). WAIT after a write: `wait.ts`.
  * The parts: `options.ts` (what to connect to), `connection.ts` (connecting,
  * readiness, closing), `call.ts` (a command as an Effect, and its timeouts),
  * `scripts.ts` (the Lua scripts and their replies), `releaseChannel.ts`
@@ -202,8 +204,8 @@ export const make = (
         }
         const ttlArg = String(millis)
         const placeArg = String(place)
+        const waiterChannel = routing === undefined ? channel.name : routing.channelFor(keys[0])
         if (replication === undefined) {
-          const waiterChannel = routing === undefined ? channel.name : routing.channelFor(keys[0])
           return call(
             "acquire",
             (reload) => script.acquire(reload, keys, token, ttlArg, placeArg, waiterChannel),
@@ -212,7 +214,6 @@ export const make = (
         }
         const asked = checkReplication(replication)
         if (asked instanceof InvalidArgument) return Effect.fail(asked)
-        const waiterChannel = routing === undefined ? channel.name : routing.channelFor(keys[0])
         return call(
           "acquire",
           (reload) =>
