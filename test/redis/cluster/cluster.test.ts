@@ -71,6 +71,15 @@ describe("Redis Cluster store", () => {
       ).pipe(Effect.provideService(LockKv.LockKv, kv))
       for (const perKey of fences) expect(perKey).toEqual([1, 2, 3])
       for (const key of keys) expect(yield* kv.fence(key)).toEqual(Option.some(3))
+
+      // Scripts flushed on every node: each node answers NOSCRIPT once, gets the script as EVAL, and the call succeeds.
+      for (const node of cluster.nodes) yield* Effect.promise(() => redisCli(node.port, ["SCRIPT", "FLUSH"]))
+      const again = yield* Effect.forEach(
+        keys,
+        (key) => Effect.scoped(Effect.map(Lock.acquire(key, { ttl: "5 seconds" }), (h) => h.fence)),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.provideService(LockKv.LockKv, kv))
+      expect(again).toEqual(keys.map(() => 4))
     }), 60_000)
 
   it.scopedLive(
