@@ -7,6 +7,7 @@ import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import { inspect } from "node:util"
 import * as LockKv from "../src/LockKv.js"
+import { freePort } from "./support/redisServer.js"
 
 const load = (entries: Record<string, string>) =>
   Effect.withConfigProvider(
@@ -125,6 +126,24 @@ describe("Config: Redis Cluster and Sentinel", () => {
         const error = yield* Effect.flip(Effect.scoped(LockKv.makeRedis(options)))
         expect(error._tag).toBe("LockKvError")
         expect(error.message, expected).toContain(expected)
+      }
+    }))
+
+  it.live("an unreachable cluster or set of sentinels fails the build with LockKvError, within the connect timeout", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() => freePort())
+      for (
+        const options of [
+          { cluster: { nodes: [{ host: "127.0.0.1", port }] } },
+          { sentinel: { sentinels: [{ host: "127.0.0.1", port }], name: "main" } }
+        ] satisfies ReadonlyArray<LockKv.LockKv.RedisOptions>
+      ) {
+        const started = Date.now()
+        const error = yield* Effect.flip(Effect.scoped(LockKv.makeRedis({ ...options, connectTimeout: "1 second" })))
+        expect(error._tag).toBe("LockKvError")
+        expect(error.operation).toBe("connect")
+        expect(error.message).toContain(`127.0.0.1:${port}`)
+        expect(Date.now() - started).toBeLessThan(2_500)
       }
     }))
 })
