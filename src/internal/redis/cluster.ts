@@ -168,7 +168,24 @@ export const acquireCluster = (
       0,
       resolved,
       runtime,
-      (retryStrategy) => new Cluster(startupNodes, clusterOptions(resolved, retryStrategy, "effect-lock"))
+      (retryStrategy) => {
+        const cluster = new Cluster(startupNodes, clusterOptions(resolved, retryStrategy, "effect-lock"))
+        // ioredis makes node connections lazily, and without an offline queue a command
+        // that finds its node still connecting fails ("Connection is closed"): after a
+        // slot moves to a master not used yet, or a failover, a renewal would fail for
+        // nothing. So once the cluster is ready, every node it knows of is connected at
+        // once. (Not before: its ready check would meet such a node and fail.)
+        const connectNode = (node: Redis) => {
+          if (node.status === "wait") node.connect().catch(() => {})
+        }
+        cluster.on("+node", (node: Redis) => {
+          if (cluster.status === "ready") connectNode(node)
+        })
+        cluster.on("ready", () => {
+          for (const node of cluster.nodes("all")) connectNode(node)
+        })
+        return cluster
+      }
     )
     const subscriber = yield* acquireConnection(
       "subscriber",

@@ -58,7 +58,7 @@ describe("Redis Cluster failover", () => {
         const [replica] = yield* Effect.promise(() => cluster.replicasOf(master.port))
         expect(replica).toBeDefined()
 
-        const held = yield* Lock.acquire(survivorKey, { ttl: "20 seconds", replicas: 1 }).pipe(
+        const held = yield* Lock.acquire(survivorKey, { ttl: "60 seconds", replicas: 1 }).pipe(
           Effect.provideService(LockKv.LockKv, kv)
         )
 

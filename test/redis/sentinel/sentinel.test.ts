@@ -112,8 +112,9 @@ describe("Redis Sentinel store", () => {
         const before = yield* Effect.promise(() => group.primaryPort())
         expect(before).toBe(group.primary.port)
 
-        // Held across the failover, acknowledged by the replica (WAIT 1).
-        const held = yield* Lock.acquire("survivor", { ttl: "20 seconds", replicas: 1 }).pipe(
+        // Held across the failover, acknowledged by the replica (WAIT 1); ttl 60 s: renewals need
+        // a replica again, which takes the failover, a restart and a resync (longer on a loaded machine).
+        const held = yield* Lock.acquire("survivor", { ttl: "60 seconds", replicas: 1 }).pipe(
           Effect.provideService(LockKv.LockKv, kv)
         )
 
