@@ -146,8 +146,14 @@ export interface ClusterWiring {
    * pipeline on one connection. Throws when no master is known for the slot.
    */
   readonly masterOf: (key: string) => { readonly node: Redis; readonly scripts: Scripts }
-  /** Asks ioredis to read the slots again (after a MOVED met outside its routing). */
-  readonly refreshSlots: () => void
+  /**
+   * Where a MOVED or ASK met on a master's connection (outside ioredis'
+   * routing) points: that node's connection and scripts, and whether ASKING
+   * must precede the command. A MOVED also has ioredis read the slots again.
+   */
+  readonly redirect: (
+    error: unknown
+  ) => { readonly node: Redis; readonly scripts: Scripts; readonly asking: boolean } | undefined
 }
 
 /**
@@ -204,14 +210,7 @@ export const acquireCluster = (
     )
     const cluster = main.client
     const scriptsByNode = new WeakMap<Redis, Scripts>()
-    const masterOf = (key: string) => {
-      // ioredis' own slot function (CRC16 of the hash tag), through a command naming the key.
-      const slot = new Command("get", [key]).getSlot()
-      const address = slot === null ? undefined : cluster.slots[slot]?.[0]
-      const node = address === undefined
-        ? undefined
-        : cluster.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === address)
-      if (node === undefined) throw new Error(`no master is known for the slot of ${JSON.stringify(key)}`)
+    const on = (node: Redis) => {
       let scripts = scriptsByNode.get(node)
       if (scripts === undefined) {
         scripts = makeScripts(node)
@@ -219,11 +218,28 @@ export const acquireCluster = (
       }
       return { node, scripts }
     }
+    const nodeAt = (address: string) =>
+      cluster.nodes("all").find((n) => `${n.options.host}:${n.options.port}` === address)
+    const masterOf = (key: string) => {
+      // ioredis' own slot function (CRC16 of the hash tag), through a command naming the key.
+      const slot = new Command("get", [key]).getSlot()
+      const address = slot === null ? undefined : cluster.slots[slot]?.[0]
+      const node = address === undefined ? undefined : nodeAt(address)
+      if (node === undefined) throw new Error(`no master is known for the slot of ${JSON.stringify(key)}`)
+      return on(node)
+    }
+    const redirect = (error: unknown) => {
+      const match = error instanceof Error ? /^(MOVED|ASK) \d+ (\S+)$/.exec(error.message) : null
+      if (match === null) return undefined
+      if (match[1] === "MOVED") cluster.refreshSlotsCache()
+      const node = nodeAt(match[2]!)
+      return node === undefined ? undefined : { ...on(node), asking: match[1] === "ASK" }
+    }
     return {
       main,
       subscriber,
       watch: watchNodes(cluster),
       masterOf,
-      refreshSlots: () => cluster.refreshSlotsCache()
+      redirect
     }
   })

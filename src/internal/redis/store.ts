@@ -26,14 +26,14 @@ import {
   validateTtl
 } from "../keys.js"
 import { type Call, makeCall, watchStalls } from "./call.js"
-import { acquireCluster } from "./cluster.js"
+import { acquireCluster, type ClusterWiring } from "./cluster.js"
 import { acquireConnections, type Client, connect } from "./connection.js"
 import { unexpected } from "./errors.js"
 import { clientOptions, type ResolvedOptions, resolveOptions } from "./options.js"
 import { makeReleaseChannel, type ReleaseChannel, type Routing, tellInProcess } from "./releaseChannel.js"
 import * as scripts from "./scripts.js"
 import { probeSharded, shardedRouting } from "./shardedChannel.js"
-import { acquiredWithReplicas, checkReplication, expiredWithReplicas, isRedirection, withWait } from "./wait.js"
+import { acquiredWithReplicas, checkReplication, expiredWithReplicas, withWait } from "./wait.js"
 
 const invalidValue = (argument: string) => new InvalidArgument({ argument, message: `${argument} must be a string` })
 
@@ -49,8 +49,8 @@ interface Wiring {
   readonly channel: ReleaseChannel
   /** The connection to `lock`'s master and the scripts sent on it. */
   readonly masterOf: (lock: string) => { readonly node: scripts.ScriptClient; readonly scripts: scripts.Scripts }
-  /** A cluster's: read the slots again. */
-  readonly refreshSlots: (() => void) | undefined
+  /** A cluster's: where a MOVED or ASK met on a master's connection points. */
+  readonly redirect: ClusterWiring["redirect"] | undefined
   /** Per-key channels (sharded pub/sub on a cluster); none: the store's channel for every key. */
   readonly routing: Routing | undefined
 }
@@ -75,7 +75,7 @@ const connectTo = (resolved: ResolvedOptions): Effect.Effect<Wiring, LockKvError
         call: yield* makeCall(cluster.main, resolved.secrets, cluster.watch),
         channel,
         masterOf: cluster.masterOf,
-        refreshSlots: cluster.refreshSlots
+        redirect: cluster.redirect
       }
     }
     const { main, subscriber } = yield* acquireConnections(
@@ -92,7 +92,7 @@ const connectTo = (resolved: ResolvedOptions): Effect.Effect<Wiring, LockKvError
       call: yield* makeCall(main, resolved.secrets, watchStalls(main.client)),
       channel,
       masterOf: () => master,
-      refreshSlots: undefined,
+      redirect: undefined,
       routing: undefined
     }
   })
@@ -104,14 +104,15 @@ export const make = (
   Effect.gen(function*() {
     const resolved = yield* resolveOptions(options)
     const { namespace } = resolved
-    const { call, channel, client, masterOf, refreshSlots, routing, script } = yield* connectTo(resolved)
+    const { call, channel, client, masterOf, redirect, routing, script } = yield* connectTo(resolved)
     yield* Effect.logDebug(`effect-lock: connected to Redis at ${resolved.where}, database ${resolved.db}`)
 
     /**
      * The write `send` makes, on the connection to the key's master, then WAIT
-     * there (`withWait`). On a cluster that connection is used directly: a
-     * MOVED it meets fails the call (the lock engine tries again) and has
-     * ioredis read the slots again.
+     * there (`withWait`). On a cluster that connection is used directly, so a
+     * MOVED or ASK (the slot is moving) is followed here, once: the pair is
+     * sent again to the node it names (after ASKING for an ASK). The write did
+     * not run where it was refused.
      */
     const replicated = (
       lock: string,
@@ -120,10 +121,12 @@ export const make = (
     ): Promise<unknown> => {
       const master = masterOf(lock)
       const sent = withWait(master.node, send(master.scripts), replication)
-      if (refreshSlots === undefined) return sent
+      if (redirect === undefined) return sent
       return sent.catch((error: unknown) => {
-        if (isRedirection(error)) refreshSlots()
-        throw error
+        const target = redirect(error)
+        if (target === undefined) throw error
+        if (target.asking) target.node.asking().catch(() => {})
+        return withWait(target.node, send(target.scripts), replication)
       })
     }
 

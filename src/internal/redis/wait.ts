@@ -110,6 +110,3 @@ export const expiredWithReplicas =
       })
     )
   }
-
-/** MOVED or ASK: met on a node connection used directly (outside ioredis' routing). @internal */
-export const isRedirection = (error: unknown): boolean => error instanceof Error && /^(MOVED|ASK) /.test(error.message)

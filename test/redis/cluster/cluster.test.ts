@@ -253,49 +253,55 @@ describe("Redis Cluster store", () => {
     30_000
   )
 
-  it.scopedLive(
-    "a slot migrated (MOVED/ASK) while its lock is held and waited on: renewals follow it, the waiter gets it",
-    () =>
-      Effect.gen(function*() {
-        const namespace = uniqueNamespace("cl-mig")
-        const a = yield* store(namespace)
-        const b = yield* store(namespace)
-        const slot = yield* Effect.promise(() => cluster.slotOf(`${namespace}:moving`))
-        const from = yield* Effect.promise(() => cluster.masterOf(slot))
-        const masters = new Set<number>()
-        for (const node of cluster.nodes) {
-          const info = yield* Effect.promise(() => cluster.replicasOf(node.port))
-          if (info.length > 0) masters.add(node.port)
-        }
-        const to = [...masters].find((port) => port !== from.port)!
+  for (const replicas of [0, 1]) {
+    it.scopedLive(
+      `a slot migrated (MOVED/ASK) while its lock is held and waited on, replicas ${replicas}: renewals follow it, the waiter gets it`,
+      () =>
+        Effect.gen(function*() {
+          const namespace = uniqueNamespace(`cl-mig${replicas}`)
+          // With replicas, each write and its WAIT go to the master's connection directly: MOVED/ASK followed by the store.
+          const options: Lock.Options = replicas === 0 ? {} : { replicas, replicasTimeout: "300 millis" }
+          const a = yield* store(namespace)
+          const b = yield* store(namespace)
+          const slot = yield* Effect.promise(() => cluster.slotOf(`${namespace}:moving`))
+          const from = yield* Effect.promise(() => cluster.masterOf(slot))
+          const masters = new Set<number>()
+          for (const node of cluster.nodes) {
+            const info = yield* Effect.promise(() => cluster.replicasOf(node.port))
+            if (info.length > 0) masters.add(node.port)
+          }
+          const to = [...masters].find((port) => port !== from.port)!
 
-        // ttl 600 ms: it is renewed every 200 ms, across the migration.
-        const holder = yield* Lock.acquire("moving", { ttl: "600 millis" }).pipe(
-          Effect.provideService(LockKv.LockKv, a)
-        )
-        const waiter = yield* Effect.fork(
-          Lock.withLock(Effect.sync(() => Date.now()), "moving", { ttl: "5 seconds", wait: "15 seconds" }).pipe(
-            Effect.provideService(LockKv.LockKv, b),
-            Effect.zip(Effect.sync(() => Date.now()))
+          // ttl 600 ms (1 s with WAIT): renewed every ttl/3, across the migration.
+          const holder = yield* Lock.acquire("moving", { ttl: replicas === 0 ? "600 millis" : "1 second", ...options })
+            .pipe(
+              Effect.provideService(LockKv.LockKv, a)
+            )
+          const waiter = yield* Effect.fork(
+            Lock.withLock(Effect.sync(() => Date.now()), "moving", { ttl: "5 seconds", wait: "15 seconds", ...options })
+              .pipe(
+                Effect.provideService(LockKv.LockKv, b),
+                Effect.zip(Effect.sync(() => Date.now()))
+              )
           )
-        )
-        yield* Effect.sleep("300 millis")
-        yield* Effect.promise(() => cluster.migrateSlot(slot, to))
-        expect((yield* Effect.promise(() => cluster.masterOf(slot))).port).toBe(to)
-        // Held through the migration and well past its ttl.
-        yield* Effect.sleep("1500 millis")
-        const lost = yield* Effect.either(Effect.timeout(holder.lost, "10 millis"))
-        expect(Either.isLeft(lost)).toBe(true)
-        expect(yield* a.get("moving")).toEqual(Option.some(holder.token))
-        expect(waiter.unsafePoll()).toBeNull()
+          yield* Effect.sleep("300 millis")
+          yield* Effect.promise(() => cluster.migrateSlot(slot, to))
+          expect((yield* Effect.promise(() => cluster.masterOf(slot))).port).toBe(to)
+          // Held through the migration and well past its ttl.
+          yield* Effect.sleep("1500 millis")
+          const lost = yield* Effect.either(Effect.timeout(holder.lost, "10 millis"))
+          expect(Either.isLeft(lost)).toBe(true)
+          expect(yield* a.get("moving")).toEqual(Option.some(holder.token))
+          expect(waiter.unsafePoll()).toBeNull()
 
-        expect(yield* holder.release).toBe(true)
-        const exit = yield* Fiber.await(waiter)
-        expect(Exit.isSuccess(exit)).toBe(true)
-        expect(yield* a.fence("moving")).toEqual(Option.some(2))
-      }),
-    60_000
-  )
+          expect(yield* holder.release).toBe(true)
+          const exit = yield* Fiber.await(waiter)
+          expect(Exit.isSuccess(exit)).toBe(true)
+          expect(yield* a.fence("moving")).toEqual(Option.some(2))
+        }),
+      60_000
+    )
+  }
 
   it.effect("replicas on the memory store: InvalidArgument", () =>
     Effect.gen(function*() {
