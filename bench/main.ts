@@ -15,6 +15,7 @@ import { type Comparison, comparisonTable } from "./lib/compare.js"
 import { parseArgs, type ScenarioName } from "./lib/config.js"
 import { num, renderTable, section } from "./lib/table.js"
 import type { Target } from "./lib/targets.js"
+import { runCluster } from "./scenarios/cluster.js"
 import { runContended } from "./scenarios/contended.js"
 import { runCrossProcess } from "./scenarios/crossProcess.js"
 import { runMemory } from "./scenarios/memory.js"
@@ -165,6 +166,10 @@ try {
     },
     semaphore: async () => {
       const { table, targets, ...json } = await runSemaphore(server.url, config.semaphore, log)
+      return { json, table, targets }
+    },
+    cluster: async () => {
+      const { table, targets, ...json } = await runCluster(config.cluster, log)
       return { json, table, targets }
     }
   }

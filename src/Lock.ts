@@ -50,6 +50,22 @@ export const LockLost: typeof lockErrors.LockLost = lockErrors.LockLost
 export type LockLost = lockErrors.LockLost
 
 /**
+ * With `replicas`: fewer replicas than asked acknowledged the acquisition
+ * within `replicasTimeout` (`acked` of `asked`). The acquisition has been
+ * undone (released by token).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const ReplicationNotConfirmed: typeof lockErrors.ReplicationNotConfirmed = lockErrors.ReplicationNotConfirmed
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type ReplicationNotConfirmed = lockErrors.ReplicationNotConfirmed
+
+/**
  * Invalid input (empty key, a ttl that is not a positive finite duration or is
  * below `minimumTtl`, a negative or NaN wait), rejected before the store is
  * touched.
@@ -97,6 +113,18 @@ export interface Options {
   readonly retry?: Schedule.Schedule<unknown, LockNotAcquired> | undefined
   /** Renew the TTL every ttl/3 while held. Default true. */
   readonly autoExtend?: boolean | undefined
+  /**
+   * Redis only: after every acquisition and renewal, `WAIT replicas
+   * replicasTimeout` in the same pipeline, on the key's master. An acquisition
+   * that fewer replicas acknowledged is undone and fails with
+   * `ReplicationNotConfirmed`; such a renewal counts as failed (retried; the
+   * lock is lost if none is confirmed in time). Narrows the window in which a
+   * failover loses the lock; does not close it: fencing is the guarantee.
+   * Default 0 (off); 1 to 100; `InvalidArgument` on the memory store.
+   */
+  readonly replicas?: number | undefined
+  /** How long WAIT waits for the replicas: 1 ms to 2 s, default 500 ms. */
+  readonly replicasTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -137,7 +165,11 @@ export interface Handle {
 export const acquire: (
   key: string,
   options?: Options | undefined
-) => Effect.Effect<Handle, LockNotAcquired | LockKvError | InvalidArgument, LockKv | Scope.Scope> = engine.acquire
+) => Effect.Effect<
+  Handle,
+  LockNotAcquired | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+  LockKv | Scope.Scope
+> = engine.acquire
 
 /**
  * Runs `effect` while holding `key`, waiting up to `wait` for it. If the lock is
@@ -163,12 +195,20 @@ export const withLock: {
     options?: Options | undefined
   ): <A, E, R>(
     effect: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | LockNotAcquired | LockLost | LockKvError | InvalidArgument, R | LockKv>
+  ) => Effect.Effect<
+    A,
+    E | LockNotAcquired | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+    R | LockKv
+  >
   <A, E, R>(
     effect: Effect.Effect<A, E, R>,
     key: string,
     options?: Options | undefined
-  ): Effect.Effect<A, E | LockNotAcquired | LockLost | LockKvError | InvalidArgument, R | LockKv>
+  ): Effect.Effect<
+    A,
+    E | LockNotAcquired | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+    R | LockKv
+  >
 } = dual((args) => Effect.isEffect(args[0]), engine.withLock)
 
 /**
@@ -184,12 +224,16 @@ export const tryWithLock: {
     options?: Options | undefined
   ): <A, E, R>(
     effect: Effect.Effect<A, E, R>
-  ) => Effect.Effect<Option.Option<A>, E | LockLost | LockKvError | InvalidArgument, R | LockKv>
+  ) => Effect.Effect<
+    Option.Option<A>,
+    E | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+    R | LockKv
+  >
   <A, E, R>(
     effect: Effect.Effect<A, E, R>,
     key: string,
     options?: Options | undefined
-  ): Effect.Effect<Option.Option<A>, E | LockLost | LockKvError | InvalidArgument, R | LockKv>
+  ): Effect.Effect<Option.Option<A>, E | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument, R | LockKv>
 } = dual((args) => Effect.isEffect(args[0]), engine.tryWithLock)
 
 /**

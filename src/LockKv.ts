@@ -60,7 +60,12 @@ export type InvalidArgument = errors.InvalidArgument
  * @category models
  */
 export type AcquireResult =
-  | { readonly _tag: "Acquired"; readonly fence: number }
+  | {
+    readonly _tag: "Acquired"
+    readonly fence: number
+    /** With `replication`: how many replicas acknowledged the write (WAIT's reply). */
+    readonly replicas?: number | undefined
+  }
   | { readonly _tag: "Held"; readonly remaining: Option.Option<Duration.Duration> }
 
 /**
@@ -150,11 +155,16 @@ export declare namespace LockKv {
     readonly del: (key: string) => Effect.Effect<boolean, LockKvError | InvalidArgument>
     /** Atomically deletes `key` only when its value equals `expected`. */
     readonly compareAndDelete: (key: string, expected: string) => Effect.Effect<boolean, LockKvError | InvalidArgument>
-    /** Atomically resets the TTL of `key` only when its value equals `expected`. */
+    /**
+     * Atomically resets the TTL of `key` only when its value equals `expected`.
+     * With `replication` (Redis only), a reset that fewer replicas than asked
+     * acknowledged fails with `LockKvError` (the TTL was reset on the master).
+     */
     readonly compareAndExpire: (
       key: string,
       expected: string,
-      ttl: Duration.DurationInput
+      ttl: Duration.DurationInput,
+      replication?: Replication | undefined
     ) => Effect.Effect<boolean, LockKvError | InvalidArgument>
     /** The remaining time to live; none when the key is absent or has no TTL. */
     readonly pttl: (key: string) => Effect.Effect<Option.Option<Duration.Duration>, LockKvError | InvalidArgument>
@@ -169,12 +179,18 @@ export declare namespace LockKv {
      * that finds the lock taken joins the key's FIFO of waiters and keeps its
      * place for `queue` after each try, so a release hands the lock to the
      * longest waiter instead of whoever is fastest. One round trip on Redis.
+     * With `replication` (Redis only; the memory store refuses it with
+     * `InvalidArgument`), `WAIT` follows the script in the same pipeline, on
+     * the connection to the key's master, and an `Acquired` result says how
+     * many replicas acknowledged it (`replicas`): the caller decides what too
+     * few means.
      */
     readonly acquire: (
       key: string,
       token: string,
       ttl: Duration.Duration,
-      queue?: Duration.Duration | undefined
+      queue?: Duration.Duration | undefined,
+      replication?: Replication | undefined
     ) => Effect.Effect<AcquireResult, LockKvError | InvalidArgument>
     /**
      * Gives up `key` for `token`, atomically: deletes the lock when it holds
@@ -250,6 +266,19 @@ export declare namespace LockKv {
   }
 
   /**
+   * Replication asked of a write on Redis: `WAIT replicas timeout` right after
+   * it, on the same connection. `replicas` from 1 to 100, `timeout` from 1 ms
+   * to 2 s (the WAIT holds its connection meanwhile).
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Replication {
+    readonly replicas: number
+    readonly timeout: Duration.Duration
+  }
+
+  /**
    * Options of the Redis backend. Secrets are `Redacted` and unwrapped only when
    * handed to the client.
    *
@@ -271,6 +300,54 @@ export declare namespace LockKv {
     readonly tlsKey?: Redacted.Redacted<string> | undefined
     readonly namespace?: string | undefined
     readonly connectTimeout?: Duration.DurationInput | undefined
+    /**
+     * A Redis Cluster: the addresses of some of its nodes (the client finds the
+     * others). Excludes `url`, `host`, `port`, `db` (a cluster has database 0
+     * only) and `sentinel`; `username`, `password` and TLS apply to every node.
+     */
+    readonly cluster?: ClusterOptions | undefined
+    /**
+     * A primary found through Redis Sentinel (and found again after a
+     * failover). Excludes `url`, `host`, `port` and `cluster`; `username`,
+     * `password`, `db` and TLS apply to the primary.
+     */
+    readonly sentinel?: SentinelOptions | undefined
+  }
+
+  /**
+   * A host and port.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Address {
+    readonly host: string
+    readonly port: number
+  }
+
+  /**
+   * See `RedisOptions.cluster`.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface ClusterOptions {
+    readonly nodes: ReadonlyArray<Address>
+  }
+
+  /**
+   * See `RedisOptions.sentinel`. `username` and `password` are the sentinels'
+   * own credentials (the primary's are `RedisOptions.username`/`password`).
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface SentinelOptions {
+    readonly sentinels: ReadonlyArray<Address>
+    /** The name the sentinels monitor the primary under. */
+    readonly name: string
+    readonly username?: string | undefined
+    readonly password?: Redacted.Redacted<string> | undefined
   }
 
   /**

@@ -12,8 +12,8 @@ import { dual } from "effect/Function"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as engine from "./internal/lock/engine.js"
-import { checkPermitSettings } from "./internal/lock/permits.js"
-import type { Handle, InvalidArgument, LockLost, LockNotAcquired, Options } from "./Lock.js"
+import { checkPermitSettings, unreplicated } from "./internal/lock/permits.js"
+import type { Handle, InvalidArgument, LockLost, LockNotAcquired, Options as LockOptions } from "./Lock.js"
 import type { LockKv, LockKvError } from "./LockKv.js"
 import { maxLimit } from "./Semaphore.js"
 
@@ -30,6 +30,15 @@ export const maxReaders: number = maxLimit
 const read = checkPermitSettings(1)
 const write = checkPermitSettings(maxReaders)
 
+/**
+ * A lock's options (`ttl`, `wait`, `retry`, `autoExtend`: see `Lock.Options`);
+ * not `replicas`, which only `Lock` supports (given anyway: `InvalidArgument`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Options = Omit<LockOptions, "replicas" | "replicasTimeout">
+
 const withLimit = (options: Options | undefined) => ({ ...options, limit: maxReaders })
 
 /**
@@ -43,7 +52,7 @@ export const acquireRead = (
   key: string,
   options?: Options | undefined
 ): Effect.Effect<Handle, LockNotAcquired | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
-  engine.acquireWith(key, withLimit(options), read)
+  unreplicated(engine.acquireWith(key, withLimit(options), read))
 
 /**
  * Holds `key` for writing, alone. `fence` strictly increases with every
@@ -57,7 +66,7 @@ export const acquireWrite = (
   key: string,
   options?: Options | undefined
 ): Effect.Effect<Handle, LockNotAcquired | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
-  engine.acquireWith(key, withLimit(options), write)
+  unreplicated(engine.acquireWith(key, withLimit(options), write))
 
 /**
  * Runs `effect` holding `key` for reading (see `acquireRead`); interrupted
@@ -81,7 +90,7 @@ export const withRead: {
 } = dual(
   (args) => Effect.isEffect(args[0]),
   <A, E, R>(effect: Effect.Effect<A, E, R>, key: string, options?: Options | undefined) =>
-    engine.withLease(effect, key, withLimit(options), read)
+    unreplicated(engine.withLease(effect, key, withLimit(options), read))
 )
 
 /**
@@ -116,7 +125,7 @@ export const withWrite: {
 } = dual(
   (args) => Effect.isEffect(args[0]),
   <A, E, R>(effect: Effect.Effect<A, E, R>, key: string, options?: Options | undefined) =>
-    engine.withLease(effect, key, withLimit(options), write)
+    unreplicated(engine.withLease(effect, key, withLimit(options), write))
 )
 
 /**
@@ -141,7 +150,7 @@ export const tryWithRead: {
 } = dual(
   (args) => Effect.isEffect(args[0]),
   <A, E, R>(effect: Effect.Effect<A, E, R>, key: string, options?: Options | undefined) =>
-    engine.tryWithLease(effect, key, withLimit(options), read)
+    unreplicated(engine.tryWithLease(effect, key, withLimit(options), read))
 )
 
 /**
@@ -166,5 +175,5 @@ export const tryWithWrite: {
 } = dual(
   (args) => Effect.isEffect(args[0]),
   <A, E, R>(effect: Effect.Effect<A, E, R>, key: string, options?: Options | undefined) =>
-    engine.tryWithLease(effect, key, withLimit(options), write)
+    unreplicated(engine.tryWithLease(effect, key, withLimit(options), write))
 )

@@ -12,7 +12,7 @@ import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { maxPermitLimit } from "./internal/keys.js"
 import * as engine from "./internal/lock/engine.js"
-import { checkPermitSettings } from "./internal/lock/permits.js"
+import { checkPermitSettings, unreplicated } from "./internal/lock/permits.js"
 import type {
   Handle as LockHandle,
   InvalidArgument,
@@ -31,7 +31,9 @@ import type { LockKv, LockKvError } from "./LockKv.js"
 export const maxLimit: number = maxPermitLimit
 
 /**
- * A lock's options (`ttl`, `wait`, `retry`, `autoExtend`: see `Lock.Options`)
+ * A lock's options (`ttl`, `wait`, `retry`, `autoExtend`: see `Lock.Options`;
+ * not `replicas`, which only `Lock` supports: given anyway, it is refused with
+ * `InvalidArgument`)
  * and the semaphore's `limit`: the permits it has in all, a whole number from
  * 1 to `maxLimit`. Every user of a key must give the same limit: a call whose
  * limit differs from the one the key's current holders or waiters use fails
@@ -40,7 +42,7 @@ export const maxLimit: number = maxPermitLimit
  * @since 0.2.0
  * @category models
  */
-export interface Options extends LockOptions {
+export interface Options extends Omit<LockOptions, "replicas" | "replicasTimeout"> {
   readonly limit: number
 }
 
@@ -69,11 +71,11 @@ export const acquire = (
   permits: number,
   options: Options
 ): Effect.Effect<Handle, LockNotAcquired | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
-  engine.acquireWith(key, options, checkPermitSettings(permits), (handle) => ({
+  unreplicated(engine.acquireWith(key, options, checkPermitSettings(permits), (handle) => ({
     ...handle,
     permits,
     limit: options.limit
-  }))
+  })))
 
 /**
  * Runs `effect` while holding `permits` (1..limit) of the semaphore `key`,
@@ -114,7 +116,7 @@ export const withPermits: {
 } = dual(
   4,
   <A, E, R>(effect: Effect.Effect<A, E, R>, key: string, permits: number, options: Options) =>
-    engine.withLease(effect, key, options, checkPermitSettings(permits))
+    unreplicated(engine.withLease(effect, key, options, checkPermitSettings(permits)))
 )
 
 /**
@@ -142,5 +144,5 @@ export const tryWithPermits: {
 } = dual(
   4,
   <A, E, R>(effect: Effect.Effect<A, E, R>, key: string, permits: number, options: Options) =>
-    engine.tryWithLease(effect, key, options, checkPermitSettings(permits))
+    unreplicated(engine.tryWithLease(effect, key, options, checkPermitSettings(permits)))
 )

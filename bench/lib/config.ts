@@ -6,7 +6,8 @@ export const scenarioNames = [
   "cross-process",
   "memory",
   "memory-bound",
-  "semaphore"
+  "semaphore",
+  "cluster"
 ] as const
 export type ScenarioName = typeof scenarioNames[number]
 
@@ -19,7 +20,8 @@ const aliases: Record<string, ScenarioName> = {
   processes: "cross-process",
   c: "memory",
   d: "memory-bound",
-  e: "semaphore"
+  e: "semaphore",
+  f: "cluster"
 }
 
 export interface BenchConfig {
@@ -62,12 +64,21 @@ export interface BenchConfig {
     readonly holdMs: number
     readonly limit: number
   }
+  readonly cluster: {
+    readonly rounds: number
+    readonly roundMs: number
+    readonly warmupMs: number
+    readonly fibers: number
+    readonly keys: number
+    /** Client process counts to measure with (the fibers are split among them). */
+    readonly processes: ReadonlyArray<number>
+  }
 }
 
 export const usage =
   `usage: npm run bench -- [--quick] [--only <scenario>[,<scenario>...]] [--out <file.json>] [--baseline <git-ref>]
 
-scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d, e)
+scenarios: ${scenarioNames.join(", ")} (or a, b, b', c, d, e, f)
   --quick   about one minute: shorter rounds, fewer of them, 200k keys in memory-bound
   --only    run only these scenarios (repeatable or comma-separated)
   --out     where to write the JSON (default bench/results/latest.json)
@@ -164,7 +175,15 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       crossProcess: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1 },
       memory: { rounds: 2, roundMs: 300, warmupMs: 100, fibers: 8 },
       memoryBound: { keys: 200_000, ttlMs: 1, settleMs: 2_500 },
-      semaphore: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1, limit: 3 }
+      semaphore: { rounds: 1, roundMs: 1_000, warmupMs: 0, clients: 8, holdMs: 1, limit: 3 },
+      cluster: {
+        rounds: 1,
+        roundMs: 2_000,
+        warmupMs: 1_000,
+        fibers: 64,
+        keys: 10_000,
+        processes: [1, 3]
+      }
     }
     : {
       quick,
@@ -181,7 +200,15 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
       crossProcess: { rounds: 8, roundMs: 1_000, warmupMs: 300, clients: 8, holdMs: 1 },
       memory: { rounds: 8, roundMs: 400, warmupMs: 300, fibers: 8 },
       memoryBound: { keys: 1_000_000, ttlMs: 1, settleMs: 3_000 },
-      semaphore: { rounds: 6, roundMs: 1_000, warmupMs: 300, clients: 8, holdMs: 1, limit: 3 }
+      semaphore: { rounds: 6, roundMs: 1_000, warmupMs: 300, clients: 8, holdMs: 1, limit: 3 },
+      cluster: {
+        rounds: 3,
+        roundMs: 3_000,
+        warmupMs: 1_000,
+        fibers: 64,
+        keys: 10_000,
+        processes: [1, 3]
+      }
     }
   return rounds === undefined ? config : {
     ...config,
@@ -189,6 +216,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): BenchConfig => {
     contended: { ...config.contended, rounds },
     crossProcess: { ...config.crossProcess, rounds },
     memory: { ...config.memory, rounds },
-    semaphore: { ...config.semaphore, rounds }
+    semaphore: { ...config.semaphore, rounds },
+    cluster: { ...config.cluster, rounds }
   }
 }

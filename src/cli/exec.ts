@@ -70,7 +70,9 @@ export const exec = (options: ExecOptions): Effect.Effect<number, CliExit> =>
               : `lock "${options.key}" is held elsewhere`
           }),
         LockKvError: (error) => new CliExit({ code: ExitCodes.config, message: `cannot use Redis: ${error.message}` }),
-        InvalidArgument: (error) => new CliExit({ code: ExitCodes.config, message: error.message })
+        InvalidArgument: (error) => new CliExit({ code: ExitCodes.config, message: error.message }),
+        // Only with `replicas`, which the CLI does not ask for.
+        ReplicationNotConfirmed: (error) => new CliExit({ code: ExitCodes.config, message: error.message })
       }),
       (acquire) => Effect.raceFirst(acquire, abortOnSignal)
     )

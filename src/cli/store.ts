@@ -10,8 +10,9 @@ import type * as Scope from "effect/Scope"
 import * as LockKv from "../LockKv.js"
 import { CliExit, ExitCodes, redact } from "./errors.js"
 
-/** The one-line refusal when neither REDIS_URL nor REDIS_HOST is set. */
-export const notConfiguredMessage = "Redis is not configured: set REDIS_URL (redis://host:port) or REDIS_HOST; " +
+/** The one-line refusal when no Redis is configured (REDIS_URL, REDIS_HOST, REDIS_CLUSTER_NODES, REDIS_SENTINELS). */
+export const notConfiguredMessage = "Redis is not configured: set REDIS_URL (redis://host:port), REDIS_HOST, " +
+  "REDIS_CLUSTER_NODES or REDIS_SENTINELS; " +
   "effect-lock will not fall back to an in-memory lock, which protects nothing across processes"
 
 const oneLine = (text: string): string => redact(text.replace(/\s*\n\s*/g, "; ").trim())

@@ -14,6 +14,17 @@
  *   the project's short form (`500ms`, `5s`, `1m`, `5 seconds`), a bare number
  *   being milliseconds; default 5s.
  * - `LOCK_NAMESPACE`: the key prefix, default `lock`.
+ * - `REDIS_CLUSTER_NODES`: `host:port,host:port` (`[v6]:port`), some nodes of
+ *   a Redis Cluster; selects Redis on that cluster. `REDIS_DB` must then be 0
+ *   or unset.
+ * - `REDIS_SENTINELS` (`host:port,…`) with `REDIS_SENTINEL_NAME` (required),
+ *   `REDIS_SENTINEL_USERNAME`, `REDIS_SENTINEL_PASSWORD` (`Redacted`): the
+ *   primary those sentinels name; selects Redis. The sentinel names are read
+ *   only with `REDIS_SENTINELS`. `REDIS_USERNAME`/`REDIS_PASSWORD`/`REDIS_DB`/
+ *   TLS apply to the primary (to every node of a cluster).
+ *
+ * `REDIS_CLUSTER_NODES` and `REDIS_SENTINELS` each exclude the other, and
+ * `REDIS_URL` and `REDIS_HOST`: two of them set is a `ConfigError`.
  *
  * Redis is selected when `REDIS_URL` or `REDIS_HOST` is set; otherwise the
  * store is in memory and the other `REDIS_*` names are not read. An empty (or
@@ -57,8 +68,18 @@ const unset = (name: string): Config.Config<void> =>
     Config.mapOrFail((value) => Option.isSome(value) ? Either.left(notRead()) : Either.right(undefined))
   )
 
-/** Redis is configured, by URL or by host. */
-const redisSelected: Config.Config<void> = Config.orElse(nonBlank("REDIS_URL"), () => nonBlank("REDIS_HOST"))
+/** Redis is configured: by URL, by host, as a cluster or through sentinels. */
+const redisSelected: Config.Config<void> = Config.orElse(
+  nonBlank("REDIS_URL"),
+  () =>
+    Config.orElse(
+      nonBlank("REDIS_HOST"),
+      () => Config.orElse(nonBlank("REDIS_CLUSTER_NODES"), () => nonBlank("REDIS_SENTINELS"))
+    )
+)
+
+/** Sentinels are configured: the sentinel names (and the database) are read only then. */
+const sentinelSelected: Config.Config<void> = nonBlank("REDIS_SENTINELS")
 
 /** Redis is configured by its parts: the host/port/db names are read only then. */
 const redisByParts: Config.Config<void> = Config.all([unset("REDIS_URL"), nonBlank("REDIS_HOST")])
@@ -108,6 +129,23 @@ const invalid = (name: string, message: string): ConfigError.ConfigError =>
 const emptySelector = (name: string, what: string): ConfigError.ConfigError =>
   invalid(name, `is set but empty: unset it to use the in-memory store, or give a ${what}`)
 
+/** `host:port,host:port` (`[v6]:port` for IPv6): a non-empty list, every port 1..65535. */
+const addresses = (name: string): Config.Config<ReadonlyArray<LockKv.LockKv.Address>> =>
+  Config.string(name).pipe(Config.mapOrFail((value) => {
+    const parsed: Array<LockKv.LockKv.Address> = []
+    for (const entry of value.split(",").map((part) => part.trim())) {
+      const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(entry)
+      const port = match === null ? Number.NaN : Number(match[3])
+      if (match === null || !(port >= 1 && port <= 65535)) {
+        return Either.left(
+          invalid(name, `must be a comma-separated list of host:port (port 1..65535), got ${JSON.stringify(entry)}`)
+        )
+      }
+      parsed.push({ host: match[1] ?? match[2]!, port })
+    }
+    return Either.right(parsed)
+  }))
+
 const raw = Config.all({
   // Read as given: an empty value is refused, not taken for "unset".
   url: Config.redacted("REDIS_URL").pipe(
@@ -133,10 +171,41 @@ const raw = Config.all({
         : Either.right(Option.map(host, (value) => value.trim()))
     )
   ),
+  clusterNodes: optional(
+    "REDIS_CLUSTER_NODES",
+    Config.succeed(undefined),
+    addresses("REDIS_CLUSTER_NODES"),
+    "Redis Cluster nodes as host:port,host:port (some of them; the client finds the rest); selects the Redis store"
+  ),
+  sentinels: optional(
+    "REDIS_SENTINELS",
+    Config.succeed(undefined),
+    addresses("REDIS_SENTINELS"),
+    "Redis Sentinel addresses as host:port,host:port; selects the Redis store (with REDIS_SENTINEL_NAME)"
+  ),
+  sentinelName: optional(
+    "REDIS_SENTINEL_NAME",
+    sentinelSelected,
+    Config.string("REDIS_SENTINEL_NAME").pipe(Config.map((name) => name.trim())),
+    "the name the sentinels monitor the primary under"
+  ),
+  sentinelUsername: optional(
+    "REDIS_SENTINEL_USERNAME",
+    sentinelSelected,
+    Config.string("REDIS_SENTINEL_USERNAME"),
+    "the sentinels' ACL user name"
+  ),
+  sentinelPassword: optional(
+    "REDIS_SENTINEL_PASSWORD",
+    sentinelSelected,
+    Config.redacted("REDIS_SENTINEL_PASSWORD"),
+    "the sentinels' password (the primary's is REDIS_PASSWORD)"
+  ),
   port: optional("REDIS_PORT", redisByParts, Config.port("REDIS_PORT"), "Redis port, 1..65535 (default 6379)"),
   db: optional(
     "REDIS_DB",
-    redisByParts,
+    // Read with a cluster too, only to refuse anything but 0.
+    Config.orElse(redisByParts, () => Config.orElse(sentinelSelected, () => nonBlank("REDIS_CLUSTER_NODES"))),
     Config.integer("REDIS_DB").pipe(
       Config.validate({
         message: "REDIS_DB must be a database number from 0 to 2147483647",
@@ -192,14 +261,58 @@ const raw = Config.all({
   )
 })
 
+/** Two ways to name the servers at once: refuse rather than pick one. */
+const conflict = (r: Config.Config.Success<typeof raw>): ConfigError.ConfigError | undefined => {
+  const set = [
+    Option.isSome(r.url) ? "REDIS_URL" : undefined,
+    Option.isSome(r.host) ? "REDIS_HOST" : undefined,
+    Option.isSome(r.clusterNodes) ? "REDIS_CLUSTER_NODES" : undefined,
+    Option.isSome(r.sentinels) ? "REDIS_SENTINELS" : undefined
+  ].filter((name): name is string => name !== undefined)
+  const ha = set.filter((name) => name === "REDIS_CLUSTER_NODES" || name === "REDIS_SENTINELS")
+  if (ha.length === 0 || set.length === 1) return undefined
+  return invalid(ha[0]!, `cannot be combined with ${set.filter((name) => name !== ha[0]).join(", ")}: set only one`)
+}
+
+const checked = raw.pipe(Config.mapOrFail((r) => {
+  const error = conflict(r)
+  if (error !== undefined) return Either.left(error)
+  if (Option.isSome(r.sentinels) && Option.isNone(r.sentinelName)) {
+    return Either.left(
+      invalid("REDIS_SENTINEL_NAME", "must be set with REDIS_SENTINELS (the name the sentinels monitor)")
+    )
+  }
+  if (Option.isSome(r.clusterNodes) && Option.isSome(r.db) && r.db.value !== 0) {
+    return Either.left(
+      invalid("REDIS_DB", "must be 0 (or unset) with REDIS_CLUSTER_NODES: a cluster has database 0 only")
+    )
+  }
+  return Either.right(r)
+}))
+
 /** @internal */
 export const settings: Config.Config<LockKv.LockKv.Settings> = Config.map(
-  raw,
+  checked,
   (r): LockKv.LockKv.Settings => {
     const url = Option.getOrUndefined(r.url)
     const host = Option.getOrUndefined(r.host)
-    if (url === undefined && host === undefined) return { _tag: "Memory", namespace: r.namespace }
+    const clusterNodes = Option.getOrUndefined(r.clusterNodes)
+    const sentinels = Option.getOrUndefined(r.sentinels)
+    if (url === undefined && host === undefined && clusterNodes === undefined && sentinels === undefined) {
+      return { _tag: "Memory", namespace: r.namespace }
+    }
     const options: LockKv.LockKv.RedisOptions = {
+      ...(clusterNodes !== undefined ? { cluster: { nodes: clusterNodes } } : {}),
+      ...(sentinels !== undefined
+        ? {
+          sentinel: {
+            sentinels,
+            name: Option.getOrElse(r.sentinelName, () => ""),
+            username: Option.getOrUndefined(r.sentinelUsername),
+            password: Option.getOrUndefined(r.sentinelPassword)
+          }
+        }
+        : {}),
       url,
       // REDIS_URL wins: the parts were not read with it.
       host: url === undefined ? host : undefined,

@@ -6,9 +6,11 @@
  * only auto-extension keeps it safe.
  *
  * argv: <redisUrl> <namespace> <key> <fibers> <iterations> <ttlMs> <slowEvery> <slowMs>
+ * (`cluster:host:port,host:port` instead of a URL: a Redis Cluster;
+ * `sentinel:<name>:host:port,host:port`: the primary those sentinels name).
  */
 import { Duration, Effect, Layer } from "effect"
-import { Redis } from "ioredis"
+import { Cluster, Redis } from "ioredis"
 import { Lock, LockKv } from "../../src/index.js"
 
 const [url, namespace, key, fibers, iterations, ttlMs, slowEvery, slowMs] = process.argv.slice(2)
@@ -16,7 +18,28 @@ if (slowMs === undefined) {
   throw new Error("usage: lockWorker <redisUrl> <namespace> <key> <fibers> <iterations> <ttlMs> <slowEvery> <slowMs>")
 }
 
-const raw = new Redis(url!, { lazyConnect: false })
+const addresses = (list: string) =>
+  list.split(",").map((address) => {
+    const [host, port] = address.split(":")
+    return { host: host!, port: Number(port) }
+  })
+const clusterNodes = url!.startsWith("cluster:") ? addresses(url!.slice("cluster:".length)) : undefined
+const sentinel = url!.startsWith("sentinel:")
+  ? (() => {
+    const [, name, list] = /^sentinel:([^:]+):(.*)$/.exec(url!)!
+    return { name: name!, sentinels: addresses(list!) }
+  })()
+  : undefined
+const raw = clusterNodes !== undefined
+  ? new Cluster(clusterNodes)
+  : sentinel !== undefined
+  ? new Redis({ sentinels: sentinel.sentinels, name: sentinel.name })
+  : new Redis(url!, { lazyConnect: false })
+const storeOptions = clusterNodes !== undefined
+  ? { cluster: { nodes: clusterNodes }, namespace }
+  : sentinel !== undefined
+  ? { sentinel, namespace }
+  : { url: url!, namespace }
 const counterKey = `${namespace}-data:counter`
 const fencesKey = `${namespace}-data:fences`
 
@@ -47,7 +70,7 @@ const program = Effect.all(Array.from({ length: Number(fibers) }, () => fiber), 
   discard: true
 })
 
-Effect.runPromise(program.pipe(Effect.provide(Layer.orDie(LockKv.layerRedis({ url: url!, namespace })))))
+Effect.runPromise(program.pipe(Effect.provide(Layer.orDie(LockKv.layerRedis(storeOptions)))))
   .then(() => raw.quit())
   .then(() => process.exit(0), (error) => {
     console.error(String(error))

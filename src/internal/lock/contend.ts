@@ -5,7 +5,13 @@ import * as Option from "effect/Option"
 import type { AcquireResult, LockKv, ReleaseWatcher, Wake } from "../../LockKv.js"
 import type { InvalidArgument, LockKvError } from "../errors.js"
 import { type Backoff, defaultRetry, makeBackoff } from "./backoff.js"
-import { type LockNotAcquired, notAcquired, notAcquiredAfterLoss } from "./errors.js"
+import {
+  type LockNotAcquired,
+  notAcquired,
+  notAcquiredAfterLoss,
+  type ReplicationNotConfirmed,
+  replicationNotConfirmed
+} from "./errors.js"
 import { type Lease } from "./leases.js"
 import * as leases from "./leases.js"
 import * as localQueue from "./localQueue.js"
@@ -80,13 +86,22 @@ export interface Acquisition {
 const sendTry = (a: Acquisition, queue: Duration.Duration | undefined, now = time.monotonicMillis(a.clock)) => {
   a.lastTrySentAt = now
   if (a.outcome === "none") a.outcome = "maybe"
-  return a.settings.ops.acquire(a.store, a.settings.key, a.token, a.settings.ttl, queue)
+  return a.settings.ops.acquire(a.store, a.settings.key, a.token, a.settings.ttl, queue, a.settings.replication)
 }
 
 /** What the try `sendTry` sent last found. */
-const readTry = (a: Acquisition, queue: Duration.Duration | undefined, result: AcquireResult): Attempt => {
+const readTry = (
+  a: Acquisition,
+  queue: Duration.Duration | undefined,
+  result: AcquireResult
+): Attempt | ReplicationNotConfirmed => {
   if (result._tag === "Acquired") {
     a.outcome = "held"
+    const asked = a.settings.replication?.replicas
+    // Held on the master but not on enough replicas: `finish` undoes it by token.
+    if (asked !== undefined && (result.replicas ?? 0) < asked) {
+      return replicationNotConfirmed(a.settings.key, result.replicas ?? 0, asked)
+    }
     return { _tag: "Acquired", acquired: { fence: result.fence, sentAt: a.lastTrySentAt } }
   }
   // Without a queue a refused try leaves nothing behind; with one, our place stays until we leave.
@@ -98,18 +113,24 @@ const readTry = (a: Acquisition, queue: Duration.Duration | undefined, result: A
 const tryOnce = (
   a: Acquisition,
   queue: Duration.Duration | undefined
-): Effect.Effect<Attempt, LockKvError | InvalidArgument> =>
-  Effect.map(sendTry(a, queue), (result) => readTry(a, queue, result))
+): Effect.Effect<Attempt, LockError> =>
+  Effect.flatMap(sendTry(a, queue), (result) => {
+    const attempt = readTry(a, queue, result)
+    return attempt._tag === "ReplicationNotConfirmed" ? Effect.fail(attempt) : Effect.succeed(attempt)
+  })
+
+/** What taking a lock may fail with. */
+type LockError = LockNotAcquired | ReplicationNotConfirmed | LockKvError | InvalidArgument
 
 const tryLoop = (
   a: Acquisition,
   backoff: Backoff,
   watcher: ReleaseWatcher,
   held: Option.Option<Duration.Duration>
-): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> => {
+): Effect.Effect<Acquired, LockError> => {
   const { deadline } = a
   let remaining = held
-  const next = (): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> => {
+  const next = (): Effect.Effect<Acquired, LockError> => {
     const now = time.monotonicMillis(a.clock)
     if (now >= deadline) return Effect.fail(notAcquired(a.settings.key))
     if (backoff.sync !== undefined) return waitThenTry(now, backoff.sync(now))
@@ -122,12 +143,14 @@ const tryLoop = (
   const waitThenTry = (
     now: number,
     scheduled: number
-  ): Effect.Effect<Acquired, LockNotAcquired | LockKvError | InvalidArgument> => {
+  ): Effect.Effect<Acquired, LockError> => {
     // Never sleep past the holder's TTL (+1 ms so the key is surely gone) or past the deadline.
     const ttlEnd = Option.isSome(remaining) ? Duration.toMillis(remaining.value) + 1 : Infinity
     const delay = Math.max(0, Math.ceil(Math.min(scheduled, ttlEnd, queueRefreshMillis, deadline - now)))
     return Effect.flatMap(wakeOrAlarm(a, watcher, now + delay), (wake) => {
-      if (wake?._tag === "Granted") {
+      // With `replicas`, a grant is confirmed by a try (it finds the lock in our
+      // token and sends WAIT): the releaser's write was never waited for.
+      if (wake?._tag === "Granted" && a.settings.replication === undefined) {
         // The releaser handed the lock over: no try needed. It lives at least
         // until our place would have ended, counted from our last try's send.
         a.outcome = "held"
@@ -181,7 +204,8 @@ const establish = (a: Acquisition, acquired: Acquired): Effect.Effect<void, Lock
     autoExtend,
     sentAt: acquired.sentAt,
     setTtlMillis: acquired.grantedForMillis,
-    extend: a.settings.ops.extend
+    extend: a.settings.ops.extend,
+    replication: a.settings.replication
   })
   // The lock is gone: let the next fiber of this process try.
   lease.onLost.push(a.turn!.pass)
@@ -212,12 +236,13 @@ const contend = (
   a: Acquisition,
   backoff: Backoff | undefined,
   now: number
-): Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument> => {
+): Effect.Effect<void, LockError> => {
   const waits = a.deadline > now
   const queue = waits ? queuePlace : undefined
   const mark = waits ? a.store.notificationMark() : 0
   return Effect.flatMap(sendTry(a, queue, now), (result) => {
     const first = readTry(a, queue, result)
+    if (first._tag === "ReplicationNotConfirmed") return Effect.fail(first)
     if (first._tag === "Acquired") return establish(a, first.acquired)
     if (!waits) return Effect.fail(notAcquired(a.settings.key))
     return Effect.flatMap(a.store.watchReleases(a.settings.key, a.token, mark), (watcher) => {
@@ -250,7 +275,7 @@ const ownTurn: localQueue.Turn = { given: true, pass: () => {} }
  * when nobody else holds or awaits the key), so only one at a time contends in
  * the store. Does not clean up after itself: `finish` does.
  */
-export const takeLock = (a: Acquisition): Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument> => {
+export const takeLock = (a: Acquisition): Effect.Effect<void, LockError> => {
   const { key } = a.settings
   const oneTry = a.deadline <= a.startedAt
   const turn = !a.settings.ops.local
@@ -264,7 +289,7 @@ export const takeLock = (a: Acquisition): Effect.Effect<void, LockNotAcquired | 
     return Effect.fail(notAcquired(key))
   }
   a.turn = turn
-  let taking: Effect.Effect<void, LockNotAcquired | LockKvError | InvalidArgument>
+  let taking: Effect.Effect<void, LockError>
   if (turn.given) {
     // Still the instant `prepare` read the clock: nothing has run since.
     taking = contend(a, undefined, a.startedAt)

@@ -20,7 +20,7 @@ import type { Handle, Options } from "../../Lock.js"
 import { LockKv } from "../../LockKv.js"
 import { InvalidArgument, type LockKvError } from "../errors.js"
 import { type Acquisition, stopWatching, takeLock } from "./contend.js"
-import { LockLost, type LockNotAcquired } from "./errors.js"
+import { LockLost, type LockNotAcquired, type ReplicationNotConfirmed } from "./errors.js"
 import * as leases from "./leases.js"
 import * as metrics from "./metrics.js"
 import { guard } from "./section.js"
@@ -159,18 +159,21 @@ const locked = <O, X, E, R, F>(
   ) => Effect.Effect<X, E, R>,
   /** What it gives when the lock is held elsewhere: `LockNotAcquired`, or a value. */
   refused: (error: LockNotAcquired) => Effect.Effect<X, F>
-): Effect.Effect<X, E | F | LockKvError | InvalidArgument, R | LockKv> =>
+): Effect.Effect<X, E | F | ReplicationNotConfirmed | LockKvError | InvalidArgument, R | LockKv> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.withFiberRuntime((fiber) => {
       const a = prepare(fiber, key, options, check, oneTry)
       if (a instanceof InvalidArgument) return Effect.fail(a)
       return Effect.matchCauseEffect(restore(takeLock(a)), {
-        onFailure: (cause): Effect.Effect<X, E | F | LockKvError | InvalidArgument, R> => {
+        onFailure: (cause): Effect.Effect<X, E | F | ReplicationNotConfirmed | LockKvError | InvalidArgument, R> => {
           const failure = Cause.failureOption(cause)
           if (Option.isSome(failure) && failure.value._tag === "LockNotAcquired") {
             return finish(a, refused(failure.value))
           }
-          return finish(a, Effect.failCause(cause as Cause.Cause<LockKvError | InvalidArgument>))
+          return finish(
+            a,
+            Effect.failCause(cause as Cause.Cause<ReplicationNotConfirmed | LockKvError | InvalidArgument>)
+          )
         },
         onSuccess: () => use(a, restore)
       })
@@ -188,7 +191,7 @@ export const acquireWith = <O, H = Handle>(
   options: O | undefined,
   check: Check<O>,
   toHandle: (handle: Handle) => H = identity as (handle: Handle) => H
-): Effect.Effect<H, LockNotAcquired | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
+): Effect.Effect<H, LockNotAcquired | ReplicationNotConfirmed | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
   locked(
     key,
     options,
@@ -227,8 +230,11 @@ export const withLease = <O, A, E, R>(
   key: string,
   options: O | undefined,
   check: Check<O>
-): Effect.Effect<A, E | LockNotAcquired | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
-  locked(key, options, check, false, (a, restore) => runSection(effect, a, restore, identity), Effect.fail)
+): Effect.Effect<
+  A,
+  E | LockNotAcquired | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+  R | LockKv
+> => locked(key, options, check, false, (a, restore) => runSection(effect, a, restore, identity), Effect.fail)
 
 /** One try, never waits: `Option.none()` when the lock is held elsewhere. `wait` and `retry` are checked, then ignored. */
 export const tryWithLease = <O, A, E, R>(
@@ -236,7 +242,11 @@ export const tryWithLease = <O, A, E, R>(
   key: string,
   options: O | undefined,
   check: Check<O>
-): Effect.Effect<Option.Option<A>, E | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
+): Effect.Effect<
+  Option.Option<A>,
+  E | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+  R | LockKv
+> =>
   locked(
     key,
     options,
@@ -250,21 +260,30 @@ export const tryWithLease = <O, A, E, R>(
 export const acquire = (
   key: string,
   options?: Options | undefined
-): Effect.Effect<Handle, LockNotAcquired | LockKvError | InvalidArgument, LockKv | Scope.Scope> =>
-  acquireWith(key, options, checkSettings)
+): Effect.Effect<
+  Handle,
+  LockNotAcquired | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+  LockKv | Scope.Scope
+> => acquireWith(key, options, checkSettings)
 
 /** `withLease` for a lock. */
 export const withLock = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   key: string,
   options?: Options | undefined
-): Effect.Effect<A, E | LockNotAcquired | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
-  withLease(effect, key, options, checkSettings)
+): Effect.Effect<
+  A,
+  E | LockNotAcquired | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+  R | LockKv
+> => withLease(effect, key, options, checkSettings)
 
 /** `tryWithLease` for a lock. */
 export const tryWithLock = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   key: string,
   options?: Options | undefined
-): Effect.Effect<Option.Option<A>, E | LockLost | LockKvError | InvalidArgument, R | LockKv> =>
-  tryWithLease(effect, key, options, checkSettings)
+): Effect.Effect<
+  Option.Option<A>,
+  E | LockLost | ReplicationNotConfirmed | LockKvError | InvalidArgument,
+  R | LockKv
+> => tryWithLease(effect, key, options, checkSettings)

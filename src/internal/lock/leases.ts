@@ -27,6 +27,8 @@ export interface Lease {
   readonly autoExtend: boolean
   /** Resets the TTL in the store (a lock key, or permits): `false` when no longer ours. */
   readonly extend: StoreOps["extend"]
+  /** WAIT after every renewal (`replicas`). */
+  readonly replication: LockKv.Replication | undefined
   /** Clock millis until which the lock is trusted: last confirmed send + ttl − margin. */
   validUntil: number
   /** Clock millis at which the last confirmed acquiring/renewing command was sent. */
@@ -86,12 +88,14 @@ export const makeLease = (options: {
   /** The TTL the acquiring command set, when not `ttlMillis`. */
   readonly setTtlMillis?: number | undefined
   readonly extend: StoreOps["extend"]
+  readonly replication?: LockKv.Replication | undefined
 }): Lease => ({
   key: options.key,
   token: options.token,
   ttlMillis: options.ttlMillis,
   autoExtend: options.autoExtend,
   extend: options.extend,
+  replication: options.replication,
   validUntil: options.sentAt + validityMillis(options.setTtlMillis ?? options.ttlMillis),
   lastSent: options.sentAt,
   currentTtlMillis: options.setTtlMillis ?? options.ttlMillis,
@@ -139,7 +143,7 @@ export const renew = (
 ): Effect.Effect<void, LockLost | LockKvError> =>
   Effect.gen(function*() {
     const sentAt = yield* time.now
-    const ok = yield* lease.extend(store, lease.key, lease.token, Duration.millis(ttlMillis)).pipe(
+    const ok = yield* lease.extend(store, lease.key, lease.token, Duration.millis(ttlMillis), lease.replication).pipe(
       // A valid key and ttl were checked when the lock was taken.
       Effect.catchTag("InvalidArgument", (e) => Effect.die(e)),
       withSpan("effect-lock.extend", { "lock.key": lease.key })

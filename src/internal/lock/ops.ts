@@ -16,13 +16,18 @@ export interface StoreOps {
    * contending on its own (permits: several may hold at once).
    */
   readonly local: boolean
-  /** One try for `token`; with `queue`, a refused try keeps its place in the store's FIFO. */
+  /**
+   * One try for `token`; with `queue`, a refused try keeps its place in the
+   * store's FIFO; with `replication`, WAIT after it (a lock only: `permitOps`
+   * are never given one, see permits.ts).
+   */
   readonly acquire: (
     store: LockKv.Service,
     key: string,
     token: string,
     ttl: Duration.Duration,
-    queue: Duration.Duration | undefined
+    queue: Duration.Duration | undefined,
+    replication: LockKv.Replication | undefined
   ) => Effect.Effect<AcquireResult, LockKvError | InvalidArgument>
   /** Gives back whatever the store holds for `token` (lease or place in the queue); `true` when a lease went. */
   readonly release: (
@@ -35,16 +40,17 @@ export interface StoreOps {
     store: LockKv.Service,
     key: string,
     token: string,
-    ttl: Duration.Duration
+    ttl: Duration.Duration,
+    replication: LockKv.Replication | undefined
   ) => Effect.Effect<boolean, LockKvError | InvalidArgument>
 }
 
 /** The lock: one key holding the owner's token. */
 export const lockOps: StoreOps = {
   local: true,
-  acquire: (store, key, token, ttl, queue) => store.acquire(key, token, ttl, queue),
+  acquire: (store, key, token, ttl, queue, replication) => store.acquire(key, token, ttl, queue, replication),
   release: (store, key, token) => store.release(key, token),
-  extend: (store, key, token, ttl) => store.compareAndExpire(key, token, ttl)
+  extend: (store, key, token, ttl, replication) => store.compareAndExpire(key, token, ttl, replication)
 }
 
 /** `permits` of the semaphore `key`, whose holders all use `limit`. */

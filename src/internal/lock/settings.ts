@@ -1,6 +1,7 @@
 import * as Duration from "effect/Duration"
 import * as Schedule from "effect/Schedule"
 import type { Options } from "../../Lock.js"
+import type * as LockKv from "../../LockKv.js"
 import { InvalidArgument } from "../errors.js"
 import { checkDuration, checkKey, type DurationRule } from "../keys.js"
 import { defaultRetry } from "./backoff.js"
@@ -19,6 +20,8 @@ export interface Settings {
   readonly autoExtend: boolean
   /** How the lease is taken, kept and given back in the store: a lock key, or permits. */
   readonly ops: StoreOps
+  /** `replicas` > 0: WAIT after every acquisition and renewal (Redis only). */
+  readonly replication: LockKv.LockKv.Replication | undefined
 }
 
 const defaultTtl = Duration.seconds(30)
@@ -41,6 +44,28 @@ const lockTtl: DurationRule = {
 
 const lockWait: DurationRule = { argument: "wait", wait: true }
 
+const defaultReplicasTimeout = Duration.millis(500)
+
+/**
+ * `replicas` (a whole number, 0 = off) and `replicasTimeout`; the store checks
+ * the ranges it can serve (Redis: 1 to 100 replicas, at most 2 s; memory: none).
+ */
+const checkReplicas = (options: Options): LockKv.LockKv.Replication | undefined | InvalidArgument => {
+  const { replicas, replicasTimeout } = options
+  const timeout = replicasTimeout === undefined
+    ? defaultReplicasTimeout
+    : checkDuration(replicasTimeout, { argument: "replicasTimeout" })
+  if (timeout instanceof InvalidArgument) return timeout
+  if (replicas === undefined || replicas === 0) return undefined
+  if (typeof replicas !== "number" || !Number.isSafeInteger(replicas) || replicas < 0) {
+    return new InvalidArgument({
+      argument: "replicas",
+      message: `replicas must be a whole number, 0 or more (got ${String(replicas)})`
+    })
+  }
+  return { replicas, timeout }
+}
+
 /** Checks a lock's ttl from raw input (the options, `Handle.extend`). */
 export const checkLockTtl = (ttl: unknown): Duration.Duration | InvalidArgument => checkDuration(ttl, lockTtl)
 
@@ -59,7 +84,8 @@ export const checkSettings = (key: string, options: Options | undefined): Settin
       waitMillis: defaultWaitMillis,
       retry: defaultRetry,
       autoExtend: true,
-      ops: lockOps
+      ops: lockOps,
+      replication: undefined
     }
   }
   const retry = options.retry ?? defaultRetry
@@ -70,6 +96,8 @@ export const checkSettings = (key: string, options: Options | undefined): Settin
   if (ttl instanceof InvalidArgument) return ttl
   const wait = options.wait === undefined ? defaultWait : checkDuration(options.wait, lockWait)
   if (wait instanceof InvalidArgument) return wait
+  const replication = checkReplicas(options)
+  if (replication instanceof InvalidArgument) return replication
   return {
     key,
     ttl,
@@ -77,6 +105,7 @@ export const checkSettings = (key: string, options: Options | undefined): Settin
     waitMillis: Duration.toMillis(wait),
     retry,
     autoExtend: options.autoExtend ?? true,
-    ops: lockOps
+    ops: lockOps,
+    replication
   }
 }

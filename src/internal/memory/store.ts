@@ -172,6 +172,12 @@ export const make = (
         remove(key, () =>
           true))
 
+    // One process, no replicas: asking for some is a mistake, not a no-op.
+    const noReplicas = new InvalidArgument({
+      argument: "replicas",
+      message: "replicas (WAIT) needs the Redis store: the memory store has no replicas"
+    })
+
     // The lock primitives check their (pure) arguments when called rather than
     // when run: one Effect step less per call, on the lock's hot path.
     const compareAndDelete = (key: string, expected: string) => {
@@ -179,16 +185,23 @@ export const make = (
       return error === undefined ? remove(key, (entry) => entry.value === expected) : Effect.fail(error)
     }
 
-    const compareAndExpire = (key: string, expected: string, ttl: Duration.DurationInput) =>
-      Effect.flatMap(Effect.zip(validateKey(key), validateTtl(ttl)), ([, ttlDuration]) =>
-        modify((s, now): readonly [boolean, State] => {
-          const current = entryOf(s, key, now)
-          if (current === undefined || current.value !== expected) {
-            return [false, s]
-          }
-          const expiresAt = now + Duration.toMillis(ttlDuration)
-          return [true, HashMap.set(s, key, { value: current.value, expiresAt, fence: current.fence })]
-        }))
+    const compareAndExpire = (
+      key: string,
+      expected: string,
+      ttl: Duration.DurationInput,
+      replication?: LockKv.Replication | undefined
+    ) =>
+      replication !== undefined ?
+        Effect.fail(noReplicas) :
+        Effect.flatMap(Effect.zip(validateKey(key), validateTtl(ttl)), ([, ttlDuration]) =>
+          modify((s, now): readonly [boolean, State] => {
+            const current = entryOf(s, key, now)
+            if (current === undefined || current.value !== expected) {
+              return [false, s]
+            }
+            const expiresAt = now + Duration.toMillis(ttlDuration)
+            return [true, HashMap.set(s, key, { value: current.value, expiresAt, fence: current.fence })]
+          }))
 
     const pttl = (key: string) =>
       Effect.flatMap(validateKey(key), () =>
@@ -202,7 +215,16 @@ export const make = (
 
     // One process: the lock engine's local FIFO already orders the waiters of a
     // key, so the memory store needs no queue of its own and ignores `queue`.
-    const acquire = (key: string, token: string, ttl: Duration.Duration, _queue?: Duration.Duration | undefined) => {
+    const acquire = (
+      key: string,
+      token: string,
+      ttl: Duration.Duration,
+      _queue?: Duration.Duration | undefined,
+      replication?: LockKv.Replication | undefined
+    ) => {
+      if (replication !== undefined) {
+        return Effect.fail(noReplicas)
+      }
       const checked = checkKey(key) ?? checkToken(token) ?? checkTtl(ttl)
       if (checked instanceof InvalidArgument) {
         return Effect.fail(checked)

@@ -25,14 +25,15 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { Redis } from "ioredis"
 import { LockKvError } from "../errors.js"
-import { commandTimeoutMillis, type Connection } from "./connection.js"
+import { type Client, commandTimeoutMillis, type Connection } from "./connection.js"
 import { describe, isNoScript, noReplyWithin, sanitize } from "./errors.js"
 
 const callTimeout = Duration.seconds(4)
 /** How often the watchdog looks at the commands in flight. */
 const stallCheckMillis = 250
 
-interface StallWatch {
+/** @internal */
+export interface StallWatch {
   /** A command was sent: in flight until `settled`. */
   readonly sent: () => void
   /** A command got its reply (or failed). */
@@ -46,8 +47,10 @@ interface StallWatch {
  * answered for `commandTimeoutMillis` (checked every `stallCheckMillis`, on a
  * timer that does not keep the process alive). Replies come in order, so
  * "no reply for 3 s" bounds the wait of every pending command.
+ *
+ * @internal
  */
-const watchStalls = (client: Redis): Effect.Effect<StallWatch, never, Scope.Scope> =>
+export const watchStalls = (client: Redis): Effect.Effect<StallWatch, never, Scope.Scope> =>
   Effect.suspend(() => {
     let pending = 0
     let lastProgress = 0
@@ -107,10 +110,12 @@ export type Call = <A>(
  * @internal
  */
 export const makeCall = (
-  connection: Connection,
-  secrets: ReadonlyArray<string>
+  connection: Connection<Client>,
+  secrets: ReadonlyArray<string>,
+  /** What drops a silent connection: `watchStalls` of the client, or the cluster's per-node watch. */
+  watch: Effect.Effect<StallWatch, never, Scope.Scope>
 ): Effect.Effect<Call, never, Scope.Scope> =>
-  Effect.map(watchStalls(connection.client), (stalls) => {
+  Effect.map(watch, (stalls) => {
     const failed = (operation: string, error: unknown, dropsBefore: number) => {
       const cause = sanitize(error, secrets)
       // Failed because the watchdog dropped the silent connection: say so.

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import type { Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import { LockKvError } from "../errors.js"
 import { describe, isAuthFailure, isSelectError, sanitize } from "./errors.js"
 import type { ResolvedOptions } from "./options.js"
@@ -25,9 +25,12 @@ const quitTimeout = Duration.seconds(2)
 const subscriberHeartbeat = Duration.seconds(15)
 const maxReconnectDelayMillis = 2_000
 
+/** A client of one server (standalone, or the primary named by Sentinel) or of a Redis Cluster. @internal */
+export type Client = Redis | Cluster
+
 /** @internal */
-export interface Connection {
-  readonly client: Redis
+export interface Connection<C extends Client = Redis> {
+  readonly client: C
   /** The last error the connection emitted (sanitized), to explain a failed connect. */
   readonly lastError: () => Error | undefined
   /**
@@ -40,7 +43,7 @@ export interface Connection {
   readonly awaitReady: (operation: string) => Effect.Effect<void, LockKvError>
 }
 
-const closeClient = (client: Redis): Effect.Effect<void> =>
+const closeClient = (client: Client): Effect.Effect<void> =>
   Effect.suspend(() => {
     if (client.status === "wait" || client.status === "end") {
       return Effect.sync(() => client.disconnect())
@@ -66,14 +69,17 @@ const closeClient = (client: Redis): Effect.Effect<void> =>
  * usable only once `ready` has come without a failed SELECT (the SELECT reply
  * precedes the ready check's, so its error is known by then); otherwise the
  * connection is dropped and retried, and calls fail at once with the reason.
+ * (A cluster client sends no SELECT: it has database 0 only.)
+ *
+ * @internal
  */
-const acquireConnection = (
+export const acquireConnection = <C extends Client>(
   role: string,
   db: number,
   resolved: ResolvedOptions,
   runtime: Runtime.Runtime<never>,
-  create: (retryStrategy: (times: number) => number | null) => Redis
-): Effect.Effect<Connection, never, Scope.Scope> =>
+  create: (retryStrategy: (times: number) => number | null) => C
+): Effect.Effect<Connection<C>, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
       let readyOnce = false
@@ -210,7 +216,7 @@ export const acquireConnections = (
   })
 
 /** Connects eagerly; a failure says why (unreachable, credentials refused, TLS, no such database). */
-const connectOne = (connection: Connection, resolved: ResolvedOptions): Effect.Effect<void, LockKvError> =>
+const connectOne = (connection: Connection<Client>, resolved: ResolvedOptions): Effect.Effect<void, LockKvError> =>
   Effect.tryPromise({
     try: () => connection.client.connect(),
     catch: (error) => {
@@ -256,8 +262,8 @@ const connectStep = (
  * @internal
  */
 export const connect = (
-  main: Connection,
-  subscriber: Connection,
+  main: Connection<Client>,
+  subscriber: Connection<Client>,
   channel: string,
   resolved: ResolvedOptions
 ): Effect.Effect<void, LockKvError, Scope.Scope> =>

@@ -6,12 +6,12 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import type * as LockKv from "../../LockKv.js"
 import { BoundedMap } from "../boundedMap.js"
 import { releaseChannel } from "../keys.js"
 import { makeReleaseHub, released, type ReleaseHub } from "../releaseHub.js"
+import type { Client } from "./connection.js"
 
 const decimal = /^[1-9][0-9]*$/
 
@@ -41,13 +41,16 @@ export const parseReleaseMessage = (
 }
 
 /**
- * The stores of this process, by release channel. When a release hands the
+ * The stores of this process, by id (the end of their channels' names). When a release hands the
  * lock to a waiter of one of them, the releasing store tells that store at once
  * from the release's reply, rather than leave it to the pub/sub message, which
  * Redis writes after that reply and which then takes another turn of the event
  * loop (or more) to be read.
  */
-const storesByChannel = new Map<string, (message: string) => void>()
+const storesById = new Map<string, (message: string) => void>()
+
+/** The hex id that ends each store's channel names. */
+const idLength = 16
 
 /**
  * Tells the store of this process that reads `channel`, if any, the message a
@@ -57,14 +60,33 @@ const storesByChannel = new Map<string, (message: string) => void>()
  * @internal
  */
 export const tellInProcess = (channel: string, message: string): void => {
-  storesByChannel.get(channel)?.(message)
+  // Every channel of a store ends with its id (a sharded one too, see shardedChannel.ts).
+  storesById.get(channel.slice(-idLength))?.(message)
 }
 
 /** @internal */
 export interface ReleaseChannel {
   /** The channel's name (subscribe to it when connecting). */
   readonly name: string
+  /** The store's id, which ends `name` (and its sharded channels' names). */
+  readonly id: string
   readonly hub: ReleaseHub
+  /** Reads a message that came on one of the store's channels. */
+  readonly accept: (message: string) => void
+}
+
+/**
+ * Where a store's waiters are told: the channel a waiter of `lock` (a full
+ * key) registers in the key's queue, and `listen`, which keeps the store
+ * subscribed to it while one of its waiters watches `lock` (and returns the
+ * stop). Without one (on one server), every key uses the store's channel,
+ * subscribed for the store's lifetime.
+ *
+ * @internal
+ */
+export interface Routing {
+  readonly channelFor: (lock: string) => string
+  readonly listen: (lock: string) => () => void
 }
 
 /**
@@ -77,31 +99,34 @@ export interface ReleaseChannel {
  */
 export const makeReleaseChannel = (
   namespace: string,
-  subscriber: Redis
+  subscriber: Client
 ): Effect.Effect<ReleaseChannel, never, Scope.Scope> =>
   Effect.suspend(() => {
     const hub = makeReleaseHub()
-    const name = `${releaseChannel(namespace)}:${randomBytes(8).toString("hex")}`
+    const id = randomBytes(idLength / 2).toString("hex")
+    const name = `${releaseChannel(namespace)}:${id}`
     const deliver = (message: string): void => {
       const parsed = parseReleaseMessage(message)
       if (parsed !== undefined) hub.signal(parsed.key, parsed.target, parsed.wake)
     }
-    // Grants told by a releaser of this process (`storesByChannel`), until their
+    // Grants told by a releaser of this process (`storesById`), until their
     // pub/sub copy comes; bounded, for a copy that never comes or came first
     // (a grant told twice is harmless: the waiter takes it once).
     const toldInProcess = new BoundedMap<string, true>(1024)
+    const accept = (message: string): void => {
+      if (!toldInProcess.delete(message)) deliver(message)
+    }
     subscriber.on("message", (from: string, message: string) => {
-      if (from !== name || toldInProcess.delete(message)) return
-      deliver(message)
+      if (from === name) accept(message)
     })
     return Effect.acquireRelease(
       Effect.sync(() => {
-        storesByChannel.set(name, (message) => {
+        storesById.set(id, (message) => {
           toldInProcess.set(message, true)
           deliver(message)
         })
-        return { name, hub }
+        return { name, id, hub, accept }
       }),
-      () => Effect.sync(() => storesByChannel.delete(name))
+      () => Effect.sync(() => storesById.delete(id))
     )
   })

@@ -177,7 +177,12 @@ if head then
     -- Without a channel (never without a bug) the waiter still finds the lock at its next try.
     if not channel then return { released + 2, "", "" } end
     local message = head .. "|" .. fence .. "|" .. ARGV[2]
-    redis.call("PUBLISH", channel, message)
+    -- A channel after a NUL is a sharded one, in this key's slot (a cluster's, shardedChannel.ts).
+    if string.byte(channel, 1) == 0 then
+      redis.call("SPUBLISH", string.sub(channel, 2), message)
+    else
+      redis.call("PUBLISH", channel, message)
+    end
     -- Also to the releaser: when the waiter's store is in its process, it tells it at once.
     return { released + 2, channel, message }
   end
@@ -278,7 +283,12 @@ local function grant(now, limit, self, caller_key, told)
     else
       local channel = string.match(want, "^%d+ (.*)$")
       local message = head .. "|" .. fence .. "|" .. caller_key
-      redis.call("PUBLISH", channel, message)
+      -- As the lock's release: after a NUL, a sharded channel in this key's slot.
+      if string.byte(channel, 1) == 0 then
+        redis.call("SPUBLISH", string.sub(channel, 2), message)
+      else
+        redis.call("PUBLISH", channel, message)
+      end
       told[#told + 1] = channel
       told[#told + 1] = message
     end
@@ -545,11 +555,22 @@ export interface Scripts {
   ) => Promise<unknown>
 }
 
+/**
+ * `makeScripts` sends through a server's client, or a cluster's: that one has
+ * no `stream` (a socket per node), so every script goes as EVALSHA, and the
+ * node that answers NOSCRIPT gets it as EVAL (`reload`).
+ *
+ * @internal
+ */
+export interface ScriptClient {
+  readonly sendCommand: Redis["sendCommand"]
+  readonly stream?: unknown
+}
+
 /** @internal */
-export const makeScripts = (client: Redis): Scripts => {
+export const makeScripts = (client: ScriptClient): Scripts => {
   const sender = (script: Script) => {
     // The socket the script was last sent on as EVAL: after that, EVALSHA finds it there.
-    // (A cluster client has one socket per node: it would need this per node.)
     let loadedOn: unknown = undefined
     // `args[0]` is the slot of the SHA or the source; each call passes a new array.
     return (reload: boolean, args: Array<string>): Promise<unknown> => {
