@@ -408,9 +408,7 @@ export const make = (
       return withSem(key, (sem, now) => {
         const held = sem.holders.delete(token)
         if (!held) {
-          const index = sem.queue.findIndex((w) =>
-            w.token === token
-          )
+          const index = sem.queue.findIndex((w) => w.token === token)
           if (index !== -1) {
             sem.queue.splice(index, 1)
           }
@@ -447,9 +445,7 @@ export const make = (
         return Effect.fail(invalid)
       }
       // A look makes no entry: only keys taken keep one (for their fence).
-      return Effect.suspend(() =>
-        sems.has(key) ? withSem(key, inUse) : Effect.succeed(0)
-      )
+      return Effect.suspend(() => sems.has(key) ? withSem(key, inUse) : Effect.succeed(0))
     }
 
     return {
