@@ -301,7 +301,13 @@ for (const backend of backends) {
           [() => Semaphore.withPermits(Effect.void, "v", 1, { limit: 3, ttl: "10 millis" }), "ttl"],
           [() => Semaphore.withPermits(Effect.void, "v", 1, { limit: 3, wait: -1 }), "wait"],
           [() => ReadWriteLock.withRead(Effect.void, "v", { ttl: -5 }), "ttl"],
-          [() => ReadWriteLock.withWrite(Effect.void, "", {}), "key"]
+          [() => ReadWriteLock.withWrite(Effect.void, "", {}), "key"],
+          // Only Lock has replicas (WAIT): refused, not ignored, when a JavaScript caller passes it.
+          [
+            () => Semaphore.withPermits(Effect.void, "v", 1, { limit: 3, replicas: 1 } as Semaphore.Options),
+            "replicas"
+          ],
+          [() => ReadWriteLock.withWrite(Effect.void, "v", { replicas: 1 } as ReadWriteLock.Options), "replicas"]
         ]
         for (const [make, argument] of cases) {
           const result = yield* Effect.either(make())

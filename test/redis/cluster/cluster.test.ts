@@ -5,10 +5,10 @@
  * migrated (MOVED/ASK) while a lock is held and waited on.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Context, Duration, Effect, Either, Exit, Fiber, Layer, Option, Redacted } from "effect"
+import { Context, Duration, Effect, Either, Exit, Fiber, Layer, Option, Redacted, Schedule } from "effect"
 import { Cluster } from "ioredis"
 import { fileURLToPath } from "node:url"
-import { Lock, LockKv } from "../../../src/index.js"
+import { Lock, LockKv, Semaphore } from "../../../src/index.js"
 import { uniqueNamespace } from "../../support/backends.js"
 import { redisCli, type RedisClusterHandle, startRedisCluster } from "../../support/redisHa.js"
 import { runTs } from "../../support/runProcess.js"
@@ -123,6 +123,52 @@ describe("Redis Cluster store", () => {
         // Unsubscribed a while after its last waiter left.
         yield* Effect.sleep("2500 millis")
         expect((yield* shardChannels()).trim()).toBe("")
+      }),
+    30_000
+  )
+
+  it.scopedLive(
+    "a semaphore waiter in another store is granted its permits at the release, by SPUBLISH in the key's slot",
+    () =>
+      Effect.gen(function*() {
+        const namespace = uniqueNamespace("cl-sem")
+        const a = yield* store(namespace)
+        const b = yield* store(namespace)
+        const options: Semaphore.Options = {
+          limit: 2,
+          ttl: "10 seconds",
+          wait: "10 seconds",
+          retry: Schedule.spaced("1 hour")
+        }
+        const holder = yield* Semaphore.acquire("pool", 2, options).pipe(Effect.provideService(LockKv.LockKv, a))
+        const waiter = yield* Effect.fork(
+          Semaphore.withPermits(Effect.sync(() => Date.now()), "pool", 1, options).pipe(
+            Effect.provideService(LockKv.LockKv, b)
+          )
+        )
+        yield* Effect.sleep("300 millis")
+        const slot = yield* Effect.promise(() => cluster.slotOf(`${namespace}:pool`))
+        const master = yield* Effect.promise(() => cluster.masterOf(slot))
+        const channels = (yield* Effect.promise(() =>
+          redisCli(master.port, ["PUBSUB", "SHARDCHANNELS", `{${namespace}:pool}:released:*`])
+        )).trim().split("\n").filter((line) =>
+          line !== ""
+        )
+        expect(channels).toHaveLength(1)
+        const spy = new Cluster(cluster.startupNodes.map((node) => ({ ...node })), { shardedSubscribers: true })
+        spy.on("error", () => {})
+        yield* Effect.addFinalizer(() => Effect.sync(() => spy.disconnect()))
+        const heard: Array<string> = []
+        spy.on("smessage", (_channel: string, message: string) => heard.push(message))
+        yield* Effect.promise(() => spy.ssubscribe(channels[0]!))
+        const releasedAt = Date.now()
+        expect(yield* holder.release).toBe(true)
+        const tookAt = yield* Fiber.join(waiter)
+        // Told by the grant's message: well before the waiter's next try (~670 ms); its retry is an hour.
+        expect(tookAt - releasedAt).toBeLessThan(300)
+        yield* Effect.sleep("100 millis")
+        expect(heard).toHaveLength(1)
+        expect(heard[0]).toMatch(/^[^|]+\|2\|pool$/)
       }),
     30_000
   )
