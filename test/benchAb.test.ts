@@ -14,7 +14,7 @@ describe("bench/ab", () => {
 
   for (const patch of patches) {
     it(`${patch} applies to the working tree (else re-make it with the code it measures)`, () => {
-      // --check changes nothing; outside a git checkout (a packed tarball) there is nothing to check.
+      // --check changes nothing in the tree.
       const result = spawnSync("git", ["apply", "--check", `bench/ab/${patch}`], { cwd: root, encoding: "utf8" })
       expect(result.stderr).toBe("")
       expect(result.status).toBe(0)
