@@ -235,11 +235,16 @@ export interface SentinelGroupHandle {
   readonly stop: () => Promise<void>
 }
 
+/** redis-cli's arguments to authenticate to sentinels that have a password. */
+const sentinelAuth = (password: string | undefined): ReadonlyArray<string> =>
+  password === undefined ? [] : ["-a", password, "--no-auth-warning"]
+
 /** A `redis-server --sentinel` on a free port, with a config file in a temp dir (sentinels rewrite it). */
 const startSentinel = async (
   name: string,
   primaryPort: number,
-  downAfterMs: number
+  downAfterMs: number,
+  password: string | undefined
 ): Promise<{ readonly port: number; readonly stop: () => Promise<void> }> => {
   const dir = mkdtempSync(join(tmpdir(), "effect-lock-sentinel-"))
   const port = await freePort()
@@ -254,6 +259,8 @@ const startSentinel = async (
       `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
       `sentinel failover-timeout ${name} 5000`,
       `sentinel parallel-syncs ${name} 1`,
+      // A password of the sentinels' own: clients and the other sentinels give it.
+      ...(password === undefined ? [] : [`requirepass ${password}`, `sentinel sentinel-pass ${password}`]),
       ""
     ].join("\n")
   )
@@ -271,7 +278,7 @@ const startSentinel = async (
     await until(
       `sentinel on port ${port}`,
       10_000,
-      async () => (await redisCli(port, ["PING"], 1_000)).includes("PONG")
+      async () => (await redisCli(port, [...sentinelAuth(password), "PING"], 1_000)).includes("PONG")
     )
   } catch (error) {
     await stop()
@@ -282,9 +289,15 @@ const startSentinel = async (
 
 /** A primary, one replica of it and three sentinels (quorum 2); resolves once the sentinels see the replica. */
 export const startSentinelGroup = async (
-  options: { readonly name?: string | undefined; readonly downAfterMs?: number | undefined } = {}
+  options: {
+    readonly name?: string | undefined
+    readonly downAfterMs?: number | undefined
+    /** The sentinels' own password (`requirepass` and `sentinel sentinel-pass`); none by default. */
+    readonly sentinelPassword?: string | undefined
+  } = {}
 ): Promise<SentinelGroupHandle> => {
   const name = options.name ?? "effectlock"
+  const auth = sentinelAuth(options.sentinelPassword)
   const downAfterMs = options.downAfterMs ?? 1000
   const primary = await startRedisServer()
   const stops: Array<() => Promise<void>> = [() => primary.stop()]
@@ -299,13 +312,13 @@ export const startSentinelGroup = async (
     )
     const sentinels: Array<{ host: string; port: number }> = []
     for (let i = 0; i < 3; i++) {
-      const sentinel = await startSentinel(name, primary.port, downAfterMs)
+      const sentinel = await startSentinel(name, primary.port, downAfterMs, options.sentinelPassword)
       stops.push(sentinel.stop)
       sentinels.push({ host: "127.0.0.1", port: sentinel.port })
     }
     await until("the sentinels to see the replica and each other", 20_000, async () => {
       for (const sentinel of sentinels) {
-        const info = await redisCli(sentinel.port, ["INFO", "sentinel"])
+        const info = await redisCli(sentinel.port, [...auth, "INFO", "sentinel"])
         if (!/slaves=1,sentinels=3/.test(info)) return false
       }
       return true
@@ -316,7 +329,7 @@ export const startSentinelGroup = async (
       replica,
       sentinels,
       primaryPort: async () => {
-        const reply = await redisCli(sentinels[0]!.port, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", name])
+        const reply = await redisCli(sentinels[0]!.port, [...auth, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name])
         return Number(reply.split("\n")[1])
       },
       stop: stopAll
