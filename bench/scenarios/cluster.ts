@@ -1,5 +1,5 @@
 /**
- * (e) `cluster`: many distinct keys over a 3-master Redis Cluster vs a
+ * (f) `cluster`: many distinct keys over a 3-master Redis Cluster vs a
  * 1-master one (both started here, no replicas, the same client code), with
  * the same total number of fibers spread over 1 or several client processes
  * (`bench/cluster/worker.ts`). Acquisitions/s should scale with the masters
@@ -91,7 +91,7 @@ export const runCluster = async (
   config: BenchConfig["cluster"],
   log: (line: string) => void
 ): Promise<{ readonly table: string; readonly targets: ReadonlyArray<Target>; readonly measures: Array<Measure> }> => {
-  log("  (e) starting a 1-master and a 3-master cluster")
+  log("  (f) starting a 1-master and a 3-master cluster")
   const clusters = new Map<number, RedisClusterHandle>()
   try {
     clusters.set(1, await startRedisCluster({ masters: 1, replicasPerMaster: 0 }))
@@ -130,7 +130,7 @@ export const runCluster = async (
           }
           measures.push(measure)
           log(
-            `  (e) round ${round + 1}: ${masters} master(s), ${processes} process(es): ${int(measure.rate)} acq/s, ` +
+            `  (f) round ${round + 1}: ${masters} master(s), ${processes} process(es): ${int(measure.rate)} acq/s, ` +
               `client ${num(measure.clientCores)} cores`
           )
         }
@@ -155,7 +155,7 @@ export const runCluster = async (
       }
       targets.push(
         atLeast(
-          "(e) cluster",
+          "(f) cluster",
           `acquisitions/s, 3 masters ÷ 1, ${processes} client process(es)`,
           rate(3) / rate(1),
           2.5,
@@ -165,7 +165,7 @@ export const runCluster = async (
     }
     const table = [
       section(
-        `(e) cluster: Lock.withLock(Effect.void) on ${config.keys} distinct keys, ${config.fibers} fibers in all, ` +
+        `(f) cluster: Lock.withLock(Effect.void) on ${config.keys} distinct keys, ${config.fibers} fibers in all, ` +
           `${config.rounds} × ${config.roundMs} ms (medians)`
       ),
       renderTable(

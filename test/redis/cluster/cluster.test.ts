@@ -7,13 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Either, Exit, Fiber, Layer, Option, Redacted, Schedule } from "effect"
 import { Cluster } from "ioredis"
-import { fileURLToPath } from "node:url"
 import { Lock, LockKv, Semaphore } from "../../../src/index.js"
 import { uniqueNamespace } from "../../support/backends.js"
+import { expectExactCounter, runCounterWorkers } from "../../support/crossProcess.js"
 import { redisCli, type RedisClusterHandle, startRedisCluster } from "../../support/redisHa.js"
-import { runTs } from "../../support/runProcess.js"
-
-const worker = fileURLToPath(new URL("../../support/lockWorker.ts", import.meta.url))
 
 let cluster: RedisClusterHandle
 let raw: Cluster
@@ -228,23 +225,9 @@ describe("Redis Cluster store", () => {
   it("mutual exclusion across processes: the counter is exact and fences increase in section order", async () => {
     const namespace = uniqueNamespace("cl-xproc")
     const target = `cluster:${cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(",")}`
-    const processes = 3, fibers = 3, iterations = 10
-    const results = await Promise.all(
-      Array.from(
-        { length: processes },
-        () =>
-          runTs(worker, {
-            args: [target, namespace, "counter", String(fibers), String(iterations), "1000", "15", "1500"],
-            timeoutMs: 90_000
-          })
-      )
-    )
-    for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 })
-    const counter = Number(await raw.get(`${namespace}-data:counter`))
-    const fences = (await raw.lrange(`${namespace}-data:fences`, 0, -1)).map(Number)
-    expect(counter).toBe(processes * fibers * iterations)
-    expect(fences).toHaveLength(processes * fibers * iterations)
-    for (let i = 1; i < fences.length; i++) expect(fences[i]!).toBeGreaterThan(fences[i - 1]!)
+    const run = { processes: 3, fibers: 3, iterations: 10 }
+    const results = await runCounterWorkers(target, namespace, run)
+    await expectExactCounter(results, raw, namespace, run)
   }, 120_000)
 
   it.scopedLive(

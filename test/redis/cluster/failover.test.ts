@@ -9,6 +9,7 @@ import { Context, Effect, Either, Fiber, Layer, Option } from "effect"
 import { Redis } from "ioredis"
 import { Lock, LockKv } from "../../../src/index.js"
 import { uniqueNamespace } from "../../support/backends.js"
+import { fencedResource } from "../../support/fencedResource.js"
 import { redisCli, type RedisClusterHandle, startRedisCluster } from "../../support/redisHa.js"
 
 let cluster: RedisClusterHandle
@@ -20,26 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.stop()
 }, 30_000)
-
-/** Accepts a write only with a fence above every fence it accepted before, as a fenced storage would. */
-const fencedResource = () => {
-  let highest = 0
-  const accepted: Array<number> = []
-  const rejected: Array<{ readonly fence: number; readonly highest: number }> = []
-  return {
-    accepted,
-    rejected,
-    write: (fence: number) =>
-      Effect.sync(() => {
-        if (fence > highest) {
-          highest = fence
-          accepted.push(fence)
-        } else {
-          rejected.push({ fence, highest })
-        }
-      })
-  }
-}
 
 describe("Redis Cluster failover", () => {
   it.scopedLive(

@@ -7,13 +7,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Either, Fiber, Layer, Option } from "effect"
 import { Redis } from "ioredis"
-import { fileURLToPath } from "node:url"
 import { Lock, LockKv } from "../../../src/index.js"
 import { uniqueNamespace } from "../../support/backends.js"
+import { expectExactCounter, runCounterWorkers } from "../../support/crossProcess.js"
+import { fencedResource } from "../../support/fencedResource.js"
 import { redisCli, type SentinelGroupHandle, startSentinelGroup } from "../../support/redisHa.js"
-import { runTs } from "../../support/runProcess.js"
-
-const worker = fileURLToPath(new URL("../../support/lockWorker.ts", import.meta.url))
 
 let group: SentinelGroupHandle
 
@@ -32,29 +30,6 @@ const store = (namespace: string) =>
     ),
     (context) => Context.get(context, LockKv.LockKv)
   )
-
-/**
- * A resource that checks fences, as a storage service would: a write is
- * accepted only with a fence above every fence it accepted before.
- */
-const fencedResource = () => {
-  let highest = 0
-  const accepted: Array<number> = []
-  const rejected: Array<{ readonly fence: number; readonly highest: number }> = []
-  return {
-    accepted,
-    rejected,
-    write: (fence: number) =>
-      Effect.sync(() => {
-        if (fence > highest) {
-          highest = fence
-          accepted.push(fence)
-        } else {
-          rejected.push({ fence, highest })
-        }
-      })
-  }
-}
 
 describe("Redis Sentinel store", () => {
   it.scopedLive("lock cycles and WAIT on the primary the sentinels name", () =>
@@ -79,25 +54,11 @@ describe("Redis Sentinel store", () => {
   it("mutual exclusion across processes through Sentinel: the counter is exact, fences increase", async () => {
     const namespace = uniqueNamespace("sn-xproc")
     const target = `sentinel:${group.name}:${group.sentinels.map((s) => `${s.host}:${s.port}`).join(",")}`
-    const processes = 3, fibers = 3, iterations = 8
-    const results = await Promise.all(
-      Array.from(
-        { length: processes },
-        () =>
-          runTs(worker, {
-            args: [target, namespace, "counter", String(fibers), String(iterations), "1000", "15", "1500"],
-            timeoutMs: 90_000
-          })
-      )
-    )
-    for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 })
+    const run = { processes: 3, fibers: 3, iterations: 8 }
+    const results = await runCounterWorkers(target, namespace, run)
     const raw = new Redis(group.primary.port, "127.0.0.1")
     try {
-      const counter = Number(await raw.get(`${namespace}-data:counter`))
-      const fences = (await raw.lrange(`${namespace}-data:fences`, 0, -1)).map(Number)
-      expect(counter).toBe(processes * fibers * iterations)
-      expect(fences).toHaveLength(processes * fibers * iterations)
-      for (let i = 1; i < fences.length; i++) expect(fences[i]!).toBeGreaterThan(fences[i - 1]!)
+      await expectExactCounter(results, raw, namespace, run)
     } finally {
       raw.disconnect()
     }
