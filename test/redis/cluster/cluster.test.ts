@@ -32,6 +32,32 @@ const layer = (namespace: string) =>
 const store = (namespace: string) =>
   Effect.map(Layer.build(layer(namespace)), (context) => Context.get(context, LockKv.LockKv))
 
+/**
+ * The sharded release channels of `key` on its master (`PUBSUB SHARDCHANNELS`),
+ * and a spy subscribed to the one a waiter's store listens on: what it hears.
+ */
+const shardChannelsOf = (namespace: string, key: string) =>
+  Effect.gen(function*() {
+    const slot = yield* Effect.promise(() => cluster.slotOf(`${namespace}:${key}`))
+    const master = yield* Effect.promise(() => cluster.masterOf(slot))
+    return () =>
+      Effect.map(
+        Effect.promise(() => redisCli(master.port, ["PUBSUB", "SHARDCHANNELS", `{${namespace}:${key}}:released:*`])),
+        (reply) => reply.trim().split("\n").filter((line) => line !== "")
+      )
+  })
+
+const spyOn = (channel: string) =>
+  Effect.gen(function*() {
+    const spy = new Cluster(cluster.startupNodes.map((node) => ({ ...node })), { shardedSubscribers: true })
+    spy.on("error", () => {})
+    yield* Effect.addFinalizer(() => Effect.sync(() => spy.disconnect()))
+    const heard: Array<string> = []
+    spy.on("smessage", (_channel: string, message: string) => heard.push(message))
+    yield* Effect.promise(() => spy.ssubscribe(channel))
+    return { heard, disconnect: () => spy.disconnect() }
+  })
+
 describe("Redis Cluster store", () => {
   it.scopedLive("store calls and locks on keys spread over every master", () =>
     Effect.gen(function*() {
@@ -94,19 +120,11 @@ describe("Redis Cluster store", () => {
         )
         yield* Effect.sleep("300 millis")
         // The waiter's store listens on a sharded channel of the key's slot, on the key's master.
-        const slot = yield* Effect.promise(() => cluster.slotOf(`${namespace}:job`))
-        const master = yield* Effect.promise(() => cluster.masterOf(slot))
-        const shardChannels = () =>
-          Effect.promise(() => redisCli(master.port, ["PUBSUB", "SHARDCHANNELS", `{${namespace}:job}:released:*`]))
-        const channels = (yield* shardChannels()).trim().split("\n").filter((line) => line !== "")
+        const shardChannels = yield* shardChannelsOf(namespace, "job")
+        const channels = yield* shardChannels()
         expect(channels).toHaveLength(1)
         // A spy on that channel hears the release's SPUBLISH (the store itself is told in process too).
-        const spy = new Cluster(cluster.startupNodes.map((node) => ({ ...node })), { shardedSubscribers: true })
-        spy.on("error", () => {})
-        yield* Effect.addFinalizer(() => Effect.sync(() => spy.disconnect()))
-        const heard: Array<string> = []
-        spy.on("smessage", (_channel: string, message: string) => heard.push(message))
-        yield* Effect.promise(() => spy.ssubscribe(channels[0]!))
+        const { disconnect, heard } = yield* spyOn(channels[0]!)
         const releasedAt = Date.now()
         expect(yield* holder.release).toBe(true)
         const tookAt = yield* Fiber.join(waiter)
@@ -116,10 +134,10 @@ describe("Redis Cluster store", () => {
         yield* Effect.sleep("100 millis")
         expect(heard).toHaveLength(1)
         expect(heard[0]).toMatch(/^[^|]+\|2\|job$/)
-        spy.disconnect()
+        disconnect()
         // Unsubscribed a while after its last waiter left.
         yield* Effect.sleep("2500 millis")
-        expect((yield* shardChannels()).trim()).toBe("")
+        expect(yield* shardChannels()).toEqual([])
       }),
     30_000
   )
@@ -144,20 +162,9 @@ describe("Redis Cluster store", () => {
           )
         )
         yield* Effect.sleep("300 millis")
-        const slot = yield* Effect.promise(() => cluster.slotOf(`${namespace}:pool`))
-        const master = yield* Effect.promise(() => cluster.masterOf(slot))
-        const channels = (yield* Effect.promise(() =>
-          redisCli(master.port, ["PUBSUB", "SHARDCHANNELS", `{${namespace}:pool}:released:*`])
-        )).trim().split("\n").filter((line) =>
-          line !== ""
-        )
+        const channels = yield* Effect.flatMap(shardChannelsOf(namespace, "pool"), (list) => list())
         expect(channels).toHaveLength(1)
-        const spy = new Cluster(cluster.startupNodes.map((node) => ({ ...node })), { shardedSubscribers: true })
-        spy.on("error", () => {})
-        yield* Effect.addFinalizer(() => Effect.sync(() => spy.disconnect()))
-        const heard: Array<string> = []
-        spy.on("smessage", (_channel: string, message: string) => heard.push(message))
-        yield* Effect.promise(() => spy.ssubscribe(channels[0]!))
+        const { heard } = yield* spyOn(channels[0]!)
         const releasedAt = Date.now()
         expect(yield* holder.release).toBe(true)
         const tookAt = yield* Fiber.join(waiter)
