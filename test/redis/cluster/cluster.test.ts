@@ -7,6 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Either, Exit, Fiber, Layer, Option, Redacted, Schedule } from "effect"
 import { Cluster } from "ioredis"
+import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
 import { Lock, LockKv, Semaphore } from "../../../src/index.js"
 import { uniqueNamespace } from "../../support/backends.js"
 import { expectExactCounter, runCounterWorkers } from "../../support/crossProcess.js"
@@ -25,6 +27,10 @@ afterAll(async () => {
   raw?.disconnect()
   await cluster?.stop()
 }, 30_000)
+
+/** The commands of the README's minimal ACL (a single server's). */
+const aclCommands = readFileSync(fileURLToPath(new URL("../../../README.md", import.meta.url)), "utf8")
+  .match(/ACL SETUSER locker on >PASSWORD resetkeys [^\n]*-@all ([^\n]*)/)![1]!.split(" ")
 
 const layer = (namespace: string) =>
   LockKv.layerRedis({ cluster: { nodes: cluster.startupNodes }, namespace, connectTimeout: "10 seconds" })
@@ -175,6 +181,80 @@ describe("Redis Cluster store", () => {
         expect(heard[0]).toMatch(/^[^|]+\|2\|pool$/)
       }),
     30_000
+  )
+
+  it.scopedLive(
+    "the minimal ACL of the README, with its cluster additions, is enough: locks, hand-off, replicas, semaphores",
+    () =>
+      Effect.gen(function*() {
+        const namespace = uniqueNamespace("cl-acl")
+        // The README's list for this namespace, plus what it says a cluster needs.
+        const rules = [
+          "on",
+          ">pw-acl",
+          "resetkeys",
+          `~${namespace}:*`,
+          `~{${namespace}:*`,
+          "resetchannels",
+          `&${namespace}:*`,
+          `&{${namespace}:*`,
+          "-@all",
+          ...aclCommands,
+          "+ssubscribe",
+          "+sunsubscribe",
+          "+spublish",
+          "+cluster|slots",
+          "+cluster|info",
+          "+asking",
+          "+wait"
+        ]
+        for (const node of cluster.nodes) {
+          yield* Effect.promise(() => redisCli(node.port, ["ACL", "LOG", "RESET"]))
+          yield* Effect.promise(() => redisCli(node.port, ["ACL", "SETUSER", "locker", ...rules]))
+        }
+        const restricted = Effect.map(
+          Layer.build(
+            LockKv.layerRedis({
+              cluster: { nodes: cluster.startupNodes },
+              namespace,
+              username: "locker",
+              password: Redacted.make("pw-acl"),
+              connectTimeout: "10 seconds"
+            })
+          ),
+          (context) => Context.get(context, LockKv.LockKv)
+        )
+        const a = yield* restricted
+        const b = yield* restricted
+        // Contention with a hand-off (sharded pub/sub), WAIT, a semaphore, on keys over the masters.
+        const holder = yield* Lock.acquire("job", { ttl: "10 seconds", replicas: 1 }).pipe(
+          Effect.provideService(LockKv.LockKv, a)
+        )
+        const waiter = yield* Effect.fork(
+          Lock.withLock(Effect.succeed("handed"), "job", { ttl: "10 seconds", wait: "10 seconds" }).pipe(
+            Effect.provideService(LockKv.LockKv, b)
+          )
+        )
+        yield* Effect.sleep("300 millis")
+        expect(yield* holder.release).toBe(true)
+        expect(yield* Fiber.join(waiter)).toBe("handed")
+        for (let i = 0; i < 12; i++) {
+          yield* Lock.withLock(Effect.void, `key-${i}`, { ttl: "5 seconds" }).pipe(
+            Effect.provideService(LockKv.LockKv, a)
+          )
+        }
+        const permits = yield* Semaphore.withPermits(Effect.succeed(2), "pool", 2, { limit: 3 }).pipe(
+          Effect.provideService(LockKv.LockKv, b)
+        )
+        expect(permits).toBe(2)
+        // Nothing was denied, on any node.
+        for (const node of cluster.nodes) {
+          expect((yield* Effect.promise(() => redisCli(node.port, ["ACL", "LOG"]))).trim(), `node ${node.port}`).toBe(
+            ""
+          )
+        }
+      }),
+    60_000
   )
 
   it.scopedLive(
