@@ -206,6 +206,8 @@ describe("Redis Cluster store", () => {
           "+cluster|slots",
           "+cluster|info",
           "+asking",
+          // ioredis' shard subscriber may connect to a replica of the shard, which needs READONLY.
+          "+readonly",
           "+wait"
         ]
         for (const node of cluster.nodes) {
