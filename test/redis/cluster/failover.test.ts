@@ -9,7 +9,7 @@ import { Context, Effect, Either, Fiber, Layer, Option } from "effect"
 import { Redis } from "ioredis"
 import { Lock, LockKv } from "../../../src/index.js"
 import { uniqueNamespace } from "../../support/backends.js"
-import { fencedResource } from "../../support/fencedResource.js"
+import { fencedResource, takeTurnsFenced } from "../../support/fencedResource.js"
 import { redisCli, type RedisClusterHandle, startRedisCluster } from "../../support/redisHa.js"
 
 let cluster: RedisClusterHandle
@@ -45,27 +45,7 @@ describe("Redis Cluster failover", () => {
 
         const resource = fencedResource()
         const outcomes: Array<string> = []
-        const section = (fence: number) => Effect.zipRight(resource.write(fence), Effect.sleep("50 millis"))
-        const taker = Effect.forever(
-          Effect.scoped(
-            Effect.flatMap(
-              Lock.acquire(turnsKey, {
-                ttl: "1500 millis",
-                wait: "1 second",
-                replicas: 1,
-                replicasTimeout: "300 millis"
-              }),
-              (handle) => Effect.raceFirst(section(handle.fence), Effect.flatMap(handle.lost, Effect.fail))
-            )
-          ).pipe(
-            Effect.either,
-            Effect.flatMap((result) =>
-              Effect.sync(() => outcomes.push(Either.isLeft(result) ? result.left._tag : "ok"))
-            ),
-            // A failing store fails fast: do not spin.
-            Effect.zipRight(Effect.sleep("10 millis"))
-          )
-        ).pipe(Effect.provideService(LockKv.LockKv, kv))
+        const taker = takeTurnsFenced(turnsKey, resource, outcomes).pipe(Effect.provideService(LockKv.LockKv, kv))
         const fibers = yield* Effect.forEach([1, 2, 3], () => Effect.fork(taker))
         yield* Effect.sleep("1 second")
         const okBeforeKill = outcomes.filter((o) => o === "ok").length

@@ -10,7 +10,7 @@ import { Redis } from "ioredis"
 import { Lock, LockKv } from "../../../src/index.js"
 import { uniqueNamespace } from "../../support/backends.js"
 import { expectExactCounter, runCounterWorkers } from "../../support/crossProcess.js"
-import { fencedResource } from "../../support/fencedResource.js"
+import { fencedResource, takeTurnsFenced } from "../../support/fencedResource.js"
 import { redisCli, type SentinelGroupHandle, startSentinelGroup } from "../../support/redisHa.js"
 
 let group: SentinelGroupHandle
@@ -82,25 +82,7 @@ describe("Redis Sentinel store", () => {
         // Meanwhile fibers take turns on another key and write to a fenced resource.
         const resource = fencedResource()
         const outcomes: Array<string> = []
-        const section = (fence: number) => Effect.zipRight(resource.write(fence), Effect.sleep("50 millis"))
-        const fenced = Effect.forever(
-          Effect.scoped(
-            Effect.flatMap(
-              Lock.acquire("turns", {
-                ttl: "1500 millis",
-                wait: "1 second",
-                replicas: 1,
-                replicasTimeout: "300 millis"
-              }),
-              (handle) => Effect.raceFirst(section(handle.fence), Effect.flatMap(handle.lost, Effect.fail))
-            )
-          ).pipe(
-            Effect.either,
-            Effect.flatMap((result) =>
-              Effect.sync(() => outcomes.push(Either.isLeft(result) ? result.left._tag : "ok"))
-            )
-          )
-        ).pipe(Effect.provideService(LockKv.LockKv, kv))
+        const fenced = takeTurnsFenced("turns", resource, outcomes).pipe(Effect.provideService(LockKv.LockKv, kv))
         const fibers = yield* Effect.forEach([1, 2, 3], () => Effect.fork(fenced))
         yield* Effect.sleep("1 second")
 
